@@ -1,5 +1,12 @@
 """The one record schema every service, topic subscriber and the dashboard share."""
 
+from streamtap.schema.matched import (
+    MATCHED_SCHEMA_VERSION,
+    MatchedStream,
+    RuleSettings,
+    decode_matched,
+    encode_matched,
+)
 from streamtap.schema.record import (
     RECORD_SCHEMA_VERSION,
     DirectionStats,
@@ -15,15 +22,20 @@ from streamtap.schema.record import (
 )
 
 __all__ = [
+    "MATCHED_SCHEMA_VERSION",
     "RECORD_SCHEMA_VERSION",
     "DirectionStats",
     "Endpoint",
     "Gap",
+    "MatchedStream",
     "Node",
     "RawPacket",
     "RecordError",
+    "RuleSettings",
     "StreamRecord",
+    "decode_matched",
     "decode_record",
+    "encode_matched",
     "encode_record",
     "make_stream_id",
 ]
