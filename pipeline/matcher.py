@@ -1,0 +1,204 @@
+"""The pipeline's decision for one stream segment, as a pure function.
+
+Input: the segment, the current rule set, and what the pipeline remembers about the segment's
+stream (``StreamMemory``: rules that already matched it, and where its earlier unmatched segments
+sit in ``streams``). Output: a ``Decision`` saying what to publish, which earlier segments to
+re-read and publish first, and what to remember next. The agent carries the decision out; keeping
+it here (no Kafka, clock or env) lets every stream-semantics case be unit tested in microseconds.
+
+Stream semantics:
+
+* a stream matches when any of its entries matches any rule;
+* once matched, every later segment is published too, tagged with the stream's rules (with an
+  empty index list for rules that matched only earlier segments);
+* earlier segments that did not match on their own are remembered by source position (bounded by
+  ``max_pending``) and re-read when a later segment matches, then published before it;
+* a closed segment ends the stream, so its memory is dropped (tables do not grow forever).
+
+Determinism: the published message depends only on the segment, the rule set and the memory, and
+the memory only grows while a stream is open, so a segment processed twice (worker restart before
+the commit) gives an identical message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.rules import RuleSet
+from streamtap.schema import MatchedStream, RuleSettings, StreamRecord
+
+__all__ = [
+    "Decision",
+    "SourcePos",
+    "StreamMemory",
+    "decide",
+    "earlier_message",
+    "evaluate",
+]
+
+
+@dataclass(frozen=True, order=True)
+class SourcePos:
+    """Where an unmatched segment sits in ``streams``: enough to fetch it again."""
+
+    partition: int
+    offset: int
+    segment: int
+
+
+@dataclass(frozen=True)
+class StreamMemory:
+    """What the pipeline keeps per open stream (the value of the Faust table)."""
+
+    rules: frozenset[str] = frozenset()
+    pending: tuple[SourcePos, ...] = ()
+    #: unmatched segments not remembered because ``pending`` was full
+    overflow: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.rules and not self.pending and not self.overflow
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rules": sorted(self.rules),
+            "pending": [[p.partition, p.offset, p.segment] for p in self.pending],
+            "overflow": self.overflow,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> StreamMemory:
+        if not data:
+            return cls()
+        return cls(
+            rules=frozenset(data.get("rules") or ()),
+            pending=tuple(
+                SourcePos(int(p), int(o), int(s)) for p, o, s in data.get("pending") or ()
+            ),
+            overflow=int(data.get("overflow") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one segment, in order: publish ``refetch`` (re-read), then ``message``."""
+
+    message: MatchedStream | None
+    #: earlier unmatched segments of this stream to re-read and publish before ``message``
+    refetch: tuple[SourcePos, ...] = ()
+    #: the stream's memory after this segment; ``None`` means forget the stream
+    memory: StreamMemory | None = None
+    #: true when ``memory`` differs from the input (write the table only then)
+    memory_changed: bool = False
+    #: earlier segments the memory could not hold (lost from the recording, counted)
+    lost_earlier: int = 0
+    matched_now: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def evaluate(record: StreamRecord, ruleset: RuleSet) -> dict[str, tuple[int, ...]]:
+    """Rule name -> indices of this segment's entries that matched it."""
+    hits: dict[str, list[int]] = {}
+    if not ruleset.enabled:
+        return {}
+    for index, entry in enumerate(record.entries):
+        for name in ruleset.match(entry):
+            hits.setdefault(name, []).append(index)
+    return {name: tuple(indices) for name, indices in sorted(hits.items())}
+
+
+def _message(
+    record: StreamRecord,
+    ruleset: RuleSet,
+    rule_names: frozenset[str],
+    matched: Mapping[str, tuple[int, ...]],
+    partition: int | None,
+    offset: int | None,
+) -> MatchedStream:
+    rules: dict[str, RuleSettings] = {
+        name: ruleset.rules[name].settings for name in sorted(rule_names)
+    }
+    entries = tuple(ruleset.redact(dict(entry), rule_names) for entry in record.entries)
+    return MatchedStream(
+        record=record.model_copy(update={"entries": entries}),
+        rules=rules,
+        matched_entries={name: tuple(matched.get(name, ())) for name in sorted(rule_names)},
+        source_partition=partition,
+        source_offset=offset,
+    )
+
+
+def earlier_message(
+    record: StreamRecord,
+    ruleset: RuleSet,
+    rule_names: frozenset[str],
+    partition: int,
+    offset: int,
+) -> MatchedStream:
+    """The message for an earlier segment re-read because a later one matched.
+
+    Its entries did not match (else it would have been published then), so every rule carries
+    an empty index list; redaction still applies.
+    """
+    names = frozenset(n for n in rule_names if n in ruleset.rules)
+    return _message(record, ruleset, names, {}, partition, offset)
+
+
+def decide(
+    record: StreamRecord,
+    ruleset: RuleSet,
+    memory: StreamMemory | None,
+    *,
+    partition: int,
+    offset: int,
+    max_pending: int,
+) -> Decision:
+    """Decide what one segment means for its stream; see the module docstring."""
+    memory = memory or StreamMemory()
+    matched = evaluate(record, ruleset)
+    # Rules removed since the stream matched no longer record it ("deleting the rule stops
+    # output"); rules that match now join the stream's set.
+    still = frozenset(n for n in memory.rules if n in ruleset.rules)
+    rule_names = still | frozenset(matched)
+
+    if rule_names:
+        message = _message(record, ruleset, rule_names, matched, partition, offset)
+        refetch = memory.pending
+        lost = memory.overflow
+        after = StreamMemory(rules=memory.rules | frozenset(matched))
+    else:
+        message = None
+        refetch = ()
+        lost = 0
+        after = memory
+        if ruleset.enabled and not memory.rules:
+            # Not matched (yet): remember where this segment is, in case a later one matches.
+            # Recording off (no rules) remembers nothing, so the table stays empty.
+            known = {p.segment for p in memory.pending}
+            if record.segment not in known:
+                if len(memory.pending) < max_pending:
+                    pos = SourcePos(partition, offset, record.segment)
+                    after = StreamMemory(pending=(*memory.pending, pos))
+                else:
+                    after = StreamMemory(pending=memory.pending, overflow=memory.overflow + 1)
+
+    if record.closed:
+        # The stream is over: forget it. Segments that arrive after a closed one (reordering
+        # across sensor restarts) are treated as a new stream's.
+        return Decision(
+            message=message,
+            refetch=refetch,
+            memory=None,
+            memory_changed=not memory.empty,
+            lost_earlier=lost,
+            matched_now=matched,
+        )
+    return Decision(
+        message=message,
+        refetch=refetch,
+        memory=after,
+        memory_changed=after != memory,
+        lost_earlier=lost,
+        matched_now=matched,
+    )

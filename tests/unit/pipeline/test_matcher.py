@@ -1,0 +1,245 @@
+"""Stream semantics, decided per segment without Kafka."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.matcher import SourcePos, StreamMemory, decide, earlier_message, evaluate
+from pipeline.rules import RuleSet, RuleSpec, build_ruleset
+from pipeline.testing import TableCompiler, make_entry, make_record
+
+HTTP = make_entry("http")
+DNS = make_entry("dns")
+TCP = make_entry("tcp")
+
+
+def rules(**queries: str) -> RuleSet:
+    return build_ruleset(
+        {name: RuleSpec(kfl=q) for name, q in queries.items()}, compiler=TableCompiler()
+    )
+
+
+def test_evaluate_lists_matching_entry_indices_per_rule() -> None:
+    rec = make_record(entries=(TCP, HTTP, DNS, HTTP))
+    assert evaluate(rec, rules(web="http", any="http or dns")) == {
+        "any": (1, 2, 3),
+        "web": (1, 3),
+    }
+
+
+def test_single_matching_segment_is_published_and_forgotten() -> None:
+    d = decide(
+        make_record(entries=(HTTP,)), rules(web="http"), None, partition=2, offset=7, max_pending=4
+    )
+    assert d.message is not None
+    assert d.message.matched_entries == {"web": (0,)}
+    assert set(d.message.rules) == {"web"}
+    assert (d.message.source_partition, d.message.source_offset) == (2, 7)
+    assert d.refetch == ()
+    assert d.memory is None and not d.memory_changed
+
+
+def test_unmatched_closed_stream_leaves_no_memory() -> None:
+    d = decide(
+        make_record(entries=(TCP,)), rules(web="http"), None, partition=0, offset=1, max_pending=4
+    )
+    assert d.message is None and d.memory is None and not d.memory_changed
+
+
+def test_earlier_segments_are_remembered_then_refetched_on_match() -> None:
+    rs = rules(web="http")
+    mem = None
+    for seg in range(3):
+        d = decide(
+            make_record(segment=seg, closed=False, entries=(TCP,)),
+            rs,
+            mem,
+            partition=1,
+            offset=10 + seg,
+            max_pending=8,
+        )
+        assert d.message is None and d.memory_changed
+        mem = d.memory
+    d = decide(
+        make_record(segment=3, closed=False, entries=(HTTP,)),
+        rs,
+        mem,
+        partition=1,
+        offset=20,
+        max_pending=8,
+    )
+    assert d.refetch == (SourcePos(1, 10, 0), SourcePos(1, 11, 1), SourcePos(1, 12, 2))
+    assert d.message is not None and d.message.matched_entries == {"web": (0,)}
+    assert d.memory == StreamMemory(rules=frozenset({"web"}))
+
+
+def test_later_segments_of_a_matched_stream_are_published_with_empty_indices() -> None:
+    rs = rules(web="http")
+    mem = StreamMemory(rules=frozenset({"web"}))
+    d = decide(
+        make_record(segment=5, closed=False, entries=(TCP,)),
+        rs,
+        mem,
+        partition=0,
+        offset=3,
+        max_pending=4,
+    )
+    assert d.message is not None
+    assert d.message.matched_entries == {"web": ()}
+    assert d.memory == mem and not d.memory_changed
+    closing = decide(
+        make_record(segment=6, closed=True), rs, mem, partition=0, offset=4, max_pending=4
+    )
+    assert closing.message is not None
+    assert closing.memory is None and closing.memory_changed
+
+
+def test_a_removed_rule_stops_recording_its_streams() -> None:
+    mem = StreamMemory(rules=frozenset({"gone"}))
+    d = decide(
+        make_record(segment=1, closed=False, entries=(TCP,)),
+        rules(web="http"),
+        mem,
+        partition=0,
+        offset=1,
+        max_pending=4,
+    )
+    assert d.message is None
+
+
+def test_new_rules_join_a_matched_stream() -> None:
+    rs = rules(web="http", names="dns")
+    mem = StreamMemory(rules=frozenset({"web"}))
+    d = decide(
+        make_record(segment=1, closed=False, entries=(DNS,)),
+        rs,
+        mem,
+        partition=0,
+        offset=1,
+        max_pending=4,
+    )
+    assert d.message is not None
+    assert d.message.matched_entries == {"names": (0,), "web": ()}
+    assert d.memory == StreamMemory(rules=frozenset({"web", "names"}))
+
+
+def test_pending_is_bounded_and_overflow_is_counted() -> None:
+    rs = rules(web="http")
+    mem = None
+    for seg in range(5):
+        mem = decide(
+            make_record(segment=seg, closed=False, entries=(TCP,)),
+            rs,
+            mem,
+            partition=0,
+            offset=seg,
+            max_pending=2,
+        ).memory
+    assert mem is not None and len(mem.pending) == 2 and mem.overflow == 3
+    d = decide(
+        make_record(segment=5, closed=False, entries=(HTTP,)),
+        rs,
+        mem,
+        partition=0,
+        offset=9,
+        max_pending=2,
+    )
+    assert [p.segment for p in d.refetch] == [0, 1]
+    assert d.lost_earlier == 3
+
+
+def test_recording_off_remembers_nothing() -> None:
+    d = decide(
+        make_record(closed=False, entries=(HTTP,)),
+        rules(),
+        None,
+        partition=0,
+        offset=0,
+        max_pending=4,
+    )
+    assert d.message is None and not d.memory_changed
+
+
+def test_a_redelivered_segment_is_not_remembered_twice() -> None:
+    rs = rules(web="http")
+    first = decide(
+        make_record(segment=0, closed=False), rs, None, partition=0, offset=0, max_pending=4
+    )
+    again = decide(
+        make_record(segment=0, closed=False), rs, first.memory, partition=0, offset=0, max_pending=4
+    )
+    assert again.memory == first.memory and not again.memory_changed
+
+
+def test_processing_twice_gives_an_identical_message() -> None:
+    """A worker killed after publishing but before committing sees the segment again, with the
+    table either before or after its update; the message must not change."""
+    rs = rules(web="http", names="dns")
+    before = StreamMemory(rules=frozenset({"names"}), pending=())
+    rec = make_record(segment=2, closed=False, entries=(HTTP,))
+    first = decide(rec, rs, before, partition=0, offset=5, max_pending=4)
+    second = decide(rec, rs, first.memory, partition=0, offset=5, max_pending=4)
+    assert first.message == second.message
+
+
+def test_redaction_is_applied_to_published_entries() -> None:
+    rs = rules(hide="secret")
+    d = decide(
+        make_record(entries=(make_entry("http", secret="pw"),)),
+        rs,
+        None,
+        partition=0,
+        offset=0,
+        max_pending=4,
+    )
+    assert d.message is not None
+    assert d.message.record.entries[0]["secret"] == "[REDACTED]"
+
+
+def test_earlier_message_carries_rules_with_empty_indices() -> None:
+    rs = rules(web="http", hide="secret")
+    rec = make_record(segment=0, closed=False, entries=(make_entry("tcp", secret="x"),))
+    msg = earlier_message(rec, rs, frozenset({"web", "hide", "removed"}), 3, 9)
+    assert msg.matched_entries == {"hide": (), "web": ()}
+    assert msg.record.entries[0]["secret"] == "[REDACTED]"
+    assert (msg.source_partition, msg.source_offset) == (3, 9)
+
+
+def test_memory_round_trips_through_json() -> None:
+    mem = StreamMemory(rules=frozenset({"a"}), pending=(SourcePos(1, 2, 3),), overflow=4)
+    assert StreamMemory.from_json(mem.to_json()) == mem
+    assert StreamMemory.from_json(None) == StreamMemory()
+
+
+@given(
+    flags=st.lists(st.booleans(), min_size=1, max_size=12),
+    max_pending=st.integers(min_value=0, max_value=12),
+)
+def test_every_segment_from_a_matching_stream_is_published_once(
+    flags: list[bool], max_pending: int
+) -> None:
+    """One pass over a stream's segments: if any segment matches, each segment is published
+    exactly once (directly or re-read), except the ones the bounded memory counted as lost."""
+    rs = rules(web="http")
+    mem: StreamMemory | None = None
+    published: list[int] = []
+    lost = 0
+    for seg, hit in enumerate(flags):
+        rec = make_record(
+            segment=seg, closed=seg == len(flags) - 1, entries=(HTTP if hit else TCP,)
+        )
+        d = decide(rec, rs, mem, partition=0, offset=seg, max_pending=max_pending)
+        published.extend(p.segment for p in d.refetch)
+        if d.message is not None:
+            published.append(d.message.record.segment)
+        lost += d.lost_earlier
+        mem = d.memory
+    if any(flags):
+        first = flags.index(True)
+        expected_lost = max(0, first - max_pending)
+        assert lost == expected_lost
+        assert sorted(published) == published
+        assert published == [s for s in range(len(flags)) if s >= first or s < max_pending]
+    else:
+        assert published == [] and lost == 0
