@@ -121,7 +121,7 @@ def read_pcapng(
         offset += total
         head = b""
         body = rest[:-4]  # for an SHB the 4 BOM bytes are already gone
-        if btype == _EPB or btype == _OPB:
+        if btype in (_EPB, _OPB):
             if len(body) < 20:
                 offset = block_offset
                 fail("packet block too short")

@@ -75,7 +75,7 @@ class CaptureReader:
             magic = read(4)
             if magic[:2] == _GZIP_MAGIC:
                 self.compressed = True
-                gz = gzip.GzipFile(fileobj=_Prefixed(magic, read), mode="rb")  # type: ignore[arg-type]
+                gz = gzip.GzipFile(fileobj=_Prefixed(magic, read), mode="rb")  # type: ignore[call-overload]
                 read = gz.read
                 magic = read(4)
             if magic in PCAP_MAGICS:
