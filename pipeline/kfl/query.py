@@ -1,0 +1,100 @@
+"""``compile()``: text to a ``Query``, with a cache so a rule text is compiled once per process."""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+from pipeline.kfl.compiler import Compiler, PathMemo, Pred
+from pipeline.kfl.errors import KFLError
+from pipeline.kfl.printer import normal_form
+from pipeline.kfl.redact import redact
+from pipeline.kfl.syntax import Call, Method, Node, Parsed, Path, parse
+
+__all__ = ["Query", "compile", "parse_cached", "uses_clock"]
+
+_TIME_FUNCTIONS = frozenset(
+    {"now", "seconds", "minutes", "hours", "days", "weeks", "months", "years"}
+)
+
+
+class Query:
+    """A compiled query: call it on an entry for a bool; it never raises on JSON-shaped input."""
+
+    __slots__ = ("_redactions", "limit", "normalized", "predicate", "text", "tree", "warnings")
+
+    def __init__(self, parsed: Parsed, predicate: Pred, limit: int | None, redactions: list[Path]):
+        self.text = parsed.text
+        self.tree: Node = parsed.tree
+        self.predicate = predicate  # the bare closure, for callers that want no method overhead
+        self.warnings: list[str] = list(parsed.warnings)
+        self.limit = limit
+        self.normalized = normal_form(parsed.tree)
+        self._redactions = tuple(redactions)
+
+    def __call__(self, entry: Any) -> bool:
+        return self.predicate(entry)
+
+    def redact(self, entry: Any) -> Any:
+        """A copy of ``entry`` with every ``redact()`` path replaced by ``"[REDACTED]"``."""
+        return redact(entry, list(self._redactions))
+
+    @property
+    def redactions(self) -> list[str]:
+        from pipeline.kfl.printer import path_text
+
+        return [path_text(p) for p in self._redactions]
+
+    def __str__(self) -> str:
+        return self.normalized
+
+    def __repr__(self) -> str:
+        return f"<kfl.Query {self.normalized!r}>"
+
+
+@lru_cache(maxsize=1024)
+def parse_cached(text: str) -> Parsed:
+    return parse(text)
+
+
+def compile(query: str, now_ms: int | None = None) -> Query:  # noqa: A001 - the public name
+    """Compile once, evaluate many times; raises ``KFLError`` for anything wrong.
+
+    ``now_ms`` fixes ``now()`` and the relative-time functions; the clock is read here, at compile
+    time, only when the query uses them and no ``now_ms`` is given, never during evaluation.
+    """
+    if not isinstance(query, str):
+        raise KFLError(f"a query is text, not {type(query).__name__}")
+    parsed = parse_cached(query)
+    if not uses_clock(parsed.tree):
+        return _compiled(query, None)
+    if now_ms is None:
+        now_ms = time.time_ns() // 1_000_000
+    return _compiled(query, now_ms)
+
+
+@lru_cache(maxsize=1024)
+def _compiled(query: str, now_ms: int | None) -> Query:
+    parsed = parse_cached(query)
+    result = Compiler(query, now_ms).run(parsed.tree)
+    return Query(parsed, result.predicate, result.limit, result.redactions)
+
+
+def compile_tree(parsed: Parsed, now_ms: int | None, memo: PathMemo | None) -> Query:
+    result = Compiler(parsed.text, now_ms, memo).run(parsed.tree)
+    return Query(parsed, result.predicate, result.limit, result.redactions)
+
+
+def uses_clock(node: Any) -> bool:
+    """Whether the result depends on ``now``, which decides whether the cache may share it."""
+    if isinstance(node, Call) and node.name in _TIME_FUNCTIONS:
+        return True
+    if isinstance(node, Path):
+        return any(isinstance(s, Method) and any(map(uses_clock, s.args)) for s in node.steps)
+    children = getattr(node, "items", None) or ()
+    for attr in ("item", "left", "right"):
+        if hasattr(node, attr):
+            children = (*children, getattr(node, attr))
+    children = (*children, *getattr(node, "args", ()))
+    return any(uses_clock(c) for c in children)
