@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DissectError", "Dissector", "Direction", "Item", "ProtocolInfo"]
+__all__ = ["Direction", "DissectError", "Dissector", "Item", "ProtocolInfo"]
 
 
 class Direction(enum.IntEnum):

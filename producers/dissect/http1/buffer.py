@@ -1,0 +1,93 @@
+"""A capped receive buffer with linear-time search for the end of a header section."""
+
+from __future__ import annotations
+
+import re
+
+from producers.dissect.base import DissectError
+
+__all__ = ["ReceiveBuffer"]
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LEADING_BLANK = re.compile(rb"[\r\n]+")
+
+
+class ReceiveBuffer:
+    """Bytes of one direction not yet turned into events.
+
+    Deleting from the front of a ``bytearray`` is cheap in CPython, so consumed bytes are simply
+    deleted. ``_scanned`` remembers how far a head search got, so feeding a head one byte at a
+    time stays linear instead of rescanning from the start on every byte.
+    """
+
+    __slots__ = ("_data", "_scanned", "head_cap")
+
+    def __init__(self, head_cap: int) -> None:
+        self._data = bytearray()
+        self._scanned = 0
+        self.head_cap = head_cap
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __bool__(self) -> bool:
+        return bool(self._data)
+
+    @property
+    def data(self) -> bytearray:
+        return self._data
+
+    def append(self, data: bytes) -> None:
+        self._data += data
+
+    def take(self, n: int) -> bytes:
+        out = bytes(self._data[:n])
+        del self._data[:n]
+        self._scanned = 0
+        return out
+
+    def skip(self, n: int) -> None:
+        del self._data[:n]
+        self._scanned = 0
+
+    def clear(self) -> int:
+        n = len(self._data)
+        self._data.clear()
+        self._scanned = 0
+        return n
+
+    def skip_blank_lines(self) -> int:
+        """Drop CR/LF between messages (RFC 9112 2.2 allows them); returns how many."""
+        m = _LEADING_BLANK.match(self._data)
+        if m is None:
+            return 0
+        n = m.end()
+        if n == len(self._data) and self._data.endswith(b"\r"):
+            n -= 1  # may be the start of a CRLF that belongs to the next read
+        self.skip(n)
+        return n
+
+    def take_head(self) -> bytes | None:
+        """The next header section including its blank line, or None if it is not all here.
+
+        Raises DissectError once the unfinished section outgrows the cap: nothing legitimate
+        needs more, and waiting longer would let a peer make us buffer without bound.
+        """
+        m = _HEAD_END.search(self._data, max(0, self._scanned - 3))
+        if m is None:
+            if len(self._data) > self.head_cap:
+                raise DissectError(f"HTTP header section over {self.head_cap} bytes")
+            self._scanned = len(self._data)
+            return None
+        if m.end() > self.head_cap:
+            raise DissectError(f"HTTP header section over {self.head_cap} bytes")
+        return self.take(m.end())
+
+    def take_line(self, cap: int) -> bytes | None:
+        """One line including its LF, or None if incomplete; DissectError past ``cap``."""
+        i = self._data.find(b"\n", 0, cap + 1)
+        if i < 0:
+            if len(self._data) > cap:
+                raise DissectError(f"HTTP line over {cap} bytes")
+            return None
+        return self.take(i + 1)

@@ -1,0 +1,267 @@
+"""HTTP/1.x: two directions of events paired into one item per request/response exchange.
+
+Parser choice (measured, see tests/unit/producers/dissect/bench_dissect.py): this hand-written
+reader runs at the same order of speed as httptools (llhttp) on corpus-like keep-alive traffic
+and several times faster than h11, because the heavy part, body bytes, is only sliced, never
+scanned. httptools would need callbacks plus our own framing anyway (it cannot be told a
+response answers HEAD, it rejects the malformed methods tshark still shows, and it cannot skip
+a capture gap and resynchronise), so control wins over the small gain.
+
+Pairing: requests queue FIFO (pipelining) and each final response answers the oldest unanswered
+request. 1xx interim responses (100 Continue, 102, 103) do not end the exchange: they are kept
+in ``Item.extra["informational"]`` and the request pairs with its *final* response (ENTRY.md has
+one entry per request/response pair; tshark counts the 100 as a response of its own). 101 is
+final and turns both directions into an opaque tunnel, as does a 2xx answer to CONNECT.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from producers.dissect.base import Direction, DissectError, Dissector, Item, ProtocolInfo
+from producers.dissect.http1.content import BodySink
+from producers.dissect.http1.events import Body, EndOfMessage, Head
+from producers.dissect.http1.message import request_object, response_object
+from producers.dissect.http1.side import Side, SideState
+from producers.dissect.http1.state import (
+    Framing,
+    header_index,
+    request_framing,
+    response_framing,
+)
+from producers.dissect.limits import DEFAULT_LIMITS, DissectLimits
+
+__all__ = ["Http1Dissector"]
+
+_PROTOCOLS = {v: ProtocolInfo("http", "HTTP", v, "tcp") for v in ("1.0", "1.1", "")}
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """A request (None for a response nobody asked for) and what came back for it."""
+
+    request: Head | None
+    ts_ns: int
+    req_sink: BodySink | None = None
+    req_wire: int = 0
+    req_done: bool = False
+    response: Head | None = None
+    resp_sink: BodySink | None = None
+    resp_wire: int = 0
+    resp_ts_ns: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Http1Dissector(Dissector):
+    """Bytes of both directions in, one ``Item`` per exchange out (see module docstring)."""
+
+    name = "http"
+
+    def __init__(self, limits: DissectLimits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._client = Side(True, limits)
+        self._server = Side(False, limits)
+        self._pending: deque[_Exchange] = deque()
+        self._ready: deque[Item] = deque()
+        self._req: _Exchange | None = None  # request whose body is being read
+        self._resp: _Exchange | None = None  # exchange whose final response body is being read
+        self._interim = False  # the server side is inside a 1xx response
+        self._server_lost = False  # a gap swallowed server framing: pairing must catch up
+
+    # -- Dissector API -------------------------------------------------------------------
+
+    def feed(self, direction: Direction, data: bytes, ts_ns: int) -> None:
+        if not data:
+            return
+        side = self._client if direction is Direction.CLIENT else self._server
+        side.feed(data, ts_ns)
+        self._run(side, ts_ns)
+
+    def gap(self, direction: Direction, length: int, ts_ns: int) -> None:
+        if length <= 0:
+            return
+        client = direction is Direction.CLIENT
+        side = self._client if client else self._server
+        was_body = side.state is SideState.BODY
+        inside, beyond = side.gap(length)
+        ex = self._req if client else self._resp
+        if ex is not None and was_body:
+            sink = ex.req_sink if client else ex.resp_sink
+            if sink is not None and inside:
+                sink.skip(inside)
+            if client:
+                ex.req_wire += inside
+            else:
+                ex.resp_wire += inside
+            ex.extra["gap"] = True
+            if beyond:
+                self._end_message(client, EndOfMessage(0, complete=False), ts_ns)
+        if beyond and not client:
+            self._server_lost = True
+        self._run(side, ts_ns)
+
+    def end(self, ts_ns: int) -> None:
+        for client, side in ((True, self._client), (False, self._server)):
+            event = side.at_end()
+            if event is not None:
+                self._end_message(client, event, ts_ns)
+        while self._pending:
+            self._emit(self._pending.popleft())
+
+    def next_item(self) -> Item | None:
+        return self._ready.popleft() if self._ready else None
+
+    # -- event handling -------------------------------------------------------------------
+
+    def _run(self, side: Side, ts_ns: int) -> None:
+        client = side is self._client
+        while (event := side.next_event(ts_ns)) is not None:
+            if isinstance(event, Head):
+                if client:
+                    self._on_request(event)
+                else:
+                    self._on_response(event, ts_ns)
+            elif isinstance(event, Body):
+                self._on_body(client, event)
+            else:
+                self._end_message(client, event, ts_ns)
+
+    def _on_request(self, head: Head) -> None:
+        index = header_index(head.headers)
+        framing, length = request_framing(index)
+        ex = _Exchange(head, head.ts_ns, req_wire=head.size)
+        if framing is not Framing.NONE:
+            ex.req_sink = self._sink(index)
+        if len(self._pending) >= self._limits.max_pending:
+            oldest = self._pending.popleft()
+            oldest.extra["evicted"] = True
+            self._emit(oldest)
+        self._pending.append(ex)
+        self._req = ex
+        self._client.set_framing(framing, length)
+        if "upgrade" in index or head.first == "CONNECT":
+            self._client.hold = True  # bytes after this may not be HTTP: wait for the answer
+
+    def _on_response(self, head: Head, ts_ns: int) -> None:
+        index = header_index(head.headers)
+        status = head.status
+        if self._server_lost:
+            # whole responses were lost: the newest request is the one being answered now
+            self._server_lost = False
+            while len(self._pending) > 1:
+                self._emit(self._pending.popleft())
+        ex = self._pending[0] if self._pending else None
+        if 100 <= status < 200 and status != 101:
+            self._interim = True
+            if ex is not None:
+                ex.resp_wire += head.size
+                ex.extra.setdefault("informational", []).append(
+                    {"status": status, "statusText": head.third, "ts_ns": head.ts_ns}
+                )
+            self._server.set_framing(Framing.NONE, 0)
+            return
+        if ex is None:
+            ex = _Exchange(None, head.ts_ns)
+            ex.extra["unmatched_response"] = True
+        else:
+            self._pending.popleft()
+        method = ex.request.first if ex.request is not None else None
+        framing, length = response_framing(method, status, index)
+        ex.response = head
+        ex.resp_ts_ns = head.ts_ns
+        ex.resp_wire += head.size
+        if framing in (Framing.LENGTH, Framing.CHUNKED, Framing.CLOSE):
+            ex.resp_sink = self._sink(index)
+        self._resp = ex
+        released = self._client.hold and framing is not Framing.TUNNEL
+        self._client.hold = False
+        if framing is Framing.TUNNEL:
+            ex.extra["tunnel"] = True
+            self._client.tunnel()
+            self._server.set_framing(framing, length)
+            self._end_message(False, EndOfMessage(0), ts_ns)
+            return
+        self._server.set_framing(framing, length)
+        if released:
+            self._run(self._client, ts_ns)  # bytes held back while the upgrade was pending
+
+    def _on_body(self, client: bool, event: Body) -> None:
+        ex = self._req if client else self._resp
+        if ex is None:
+            return  # body of a 1xx (never has one) or of a dropped message
+        sink = ex.req_sink if client else ex.resp_sink
+        if sink is not None:
+            sink.write(event.data)
+        if client:
+            ex.req_wire += event.wire
+        else:
+            ex.resp_wire += event.wire
+
+    def _end_message(self, client: bool, event: EndOfMessage, ts_ns: int) -> None:
+        if client:
+            ex = self._req
+            self._req = None
+            if ex is not None:
+                ex.req_wire += event.wire
+                ex.req_done = event.complete
+                if not event.complete:
+                    ex.extra["request_incomplete"] = True
+                if event.trailers:
+                    ex.extra["request_trailers"] = dict(event.trailers)
+            return
+        if self._interim:
+            self._interim = False
+            return
+        ex = self._resp
+        self._resp = None
+        if ex is None:
+            return
+        ex.resp_wire += event.wire
+        if not event.complete:
+            ex.extra["response_incomplete"] = True
+        if event.trailers:
+            ex.extra["response_trailers"] = dict(event.trailers)
+        self._emit(ex)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _sink(self, index: dict[str, str]) -> BodySink:
+        return BodySink(
+            index.get("content-encoding", ""),
+            self._limits.max_body_text,
+            self._limits.max_decoded_bytes,
+        )
+
+    def _emit(self, ex: _Exchange) -> None:
+        if len(self._ready) >= self._limits.max_ready:
+            raise DissectError(f"more than {self._limits.max_ready} items not taken")
+        version = ""
+        head = ex.request or ex.response
+        if head is not None:
+            v = head.third if head.is_request else head.first
+            version = v[5:] if v.startswith("HTTP/") and v[5:] in _PROTOCOLS else ""
+        for sink, key in ((ex.req_sink, "request"), (ex.resp_sink, "response")):
+            if sink is None:
+                continue
+            if sink.capped:
+                ex.extra[f"{key}_decoded_capped"] = True
+            if sink.decode_error:
+                ex.extra[f"{key}_decode_error"] = sink.decode_error
+            if sink.undecodable:
+                ex.extra[f"{key}_content_encoding"] = sink.undecodable
+            if len(sink.kept) < sink.decoded_size and not sink.gap:
+                ex.extra[f"{key}_text_truncated"] = True
+        self._ready.append(
+            Item(
+                protocol=_PROTOCOLS[version],
+                ts_ns=ex.ts_ns,
+                request=request_object(ex.request, ex.req_sink) if ex.request else None,
+                response=response_object(ex.response, ex.resp_sink) if ex.response else None,
+                response_ts_ns=ex.resp_ts_ns,
+                request_size=ex.req_wire,
+                response_size=ex.resp_wire,
+                extra=ex.extra,
+            )
+        )

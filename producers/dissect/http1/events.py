@@ -1,0 +1,58 @@
+"""What the per-direction HTTP/1.x reader reports: frozen events, h11 style.
+
+The reader turns bytes into these; the dissector pairs them into items. Keeping them as plain
+values (not callbacks) is what lets the reader be fed any split of the stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Body", "EndOfMessage", "Event", "Head", "Opaque"]
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A request or response line plus its header section.
+
+    ``first``/``second``/``third`` are the start line's three fields as sent: for a request
+    method, target, version; for a response version, status, reason.
+    """
+
+    is_request: bool
+    first: str
+    second: str
+    third: str
+    headers: tuple[tuple[str, str], ...]
+    size: int
+    ts_ns: int
+
+    @property
+    def status(self) -> int:
+        return int(self.second) if not self.is_request else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """De-chunked body bytes (``data``), or ``skipped`` bytes lost to a capture gap."""
+
+    data: bytes
+    wire: int
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """The message is over. ``complete`` is False when the stream ended or a gap cut it short."""
+
+    wire: int
+    trailers: tuple[tuple[str, str], ...] = ()
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Opaque:
+    """From here on the direction is not HTTP/1.x (after 101 or a CONNECT tunnel)."""
+
+
+Event = Head | Body | EndOfMessage | Opaque

@@ -1,0 +1,214 @@
+"""Turn buffered bytes into events: the header-section parser and one reader per body framing.
+
+Readers return None for "need more data", like h11's. Parsing is deliberately lenient where
+real traffic is sloppy (bare LF line ends, a missing or odd version, obs-fold continuations,
+lines without a colon) and strict where sloppiness would make us misframe the stream
+(status codes, chunk sizes), because a wrong frame poisons every later exchange.
+"""
+
+from __future__ import annotations
+
+import re
+
+from producers.dissect.base import DissectError
+from producers.dissect.http1.buffer import ReceiveBuffer
+from producers.dissect.http1.events import Body, EndOfMessage, Head
+
+__all__ = [
+    "ChunkedReader",
+    "CloseDelimitedReader",
+    "ContentLengthReader",
+    "parse_head",
+    "parse_header_lines",
+]
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_STATUS_LINE = re.compile(rb"(HTTP/\d\.\d)[ \t]+(\d{3})(?:[ \t]+(.*))?")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+def parse_header_lines(lines: list[bytes], max_headers: int) -> tuple[tuple[str, str], ...]:
+    """``Name: value`` lines as sent, with obs-fold lines joined to the previous value."""
+    headers: list[list[str]] = []
+    for raw in lines:
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if not line:
+            continue
+        if line[0] in (0x20, 0x09) and headers:
+            headers[-1][1] += " " + line.strip(b" \t").decode("latin-1")
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not name:
+            continue  # tolerated: tshark shows such lines but they carry no header
+        headers.append(
+            [name.rstrip(b" \t").decode("latin-1"), value.strip(b" \t").decode("latin-1")]
+        )
+        if len(headers) > max_headers:
+            raise DissectError(f"more than {max_headers} header lines")
+    return tuple((n, v) for n, v in headers)
+
+
+def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> Head:
+    """One header section (start line through the blank line) as a ``Head``.
+
+    Request lines are split like tshark does: the method ends at the first space; the target is
+    everything up to the last space (or the rest of the line when there is none), so
+    ``OPTIONS HTTP/1.1`` has target ``HTTP/1.1`` and an empty version, as tshark shows it.
+    """
+    lines = raw.split(b"\n")
+    start = lines[0][:-1] if lines[0].endswith(b"\r") else lines[0]
+    headers = parse_header_lines(lines[1:], max_headers)
+    if is_request:
+        method, _, rest = start.partition(b" ")
+        if not _TOKEN.fullmatch(method):
+            raise DissectError("not an HTTP request line")
+        if b" " in rest:
+            target, _, version = rest.rpartition(b" ")
+        else:
+            target, version = rest, b""
+        return Head(
+            True,
+            method.decode("ascii"),
+            target.decode("latin-1"),
+            version.decode("latin-1"),
+            headers,
+            len(raw),
+            ts_ns,
+        )
+    m = _STATUS_LINE.fullmatch(start)
+    if m is None:
+        raise DissectError("not an HTTP status line")
+    return Head(
+        False,
+        m.group(1).decode("ascii"),
+        m.group(2).decode("ascii"),
+        (m.group(3) or b"").decode("latin-1"),
+        headers,
+        len(raw),
+        ts_ns,
+    )
+
+
+class ContentLengthReader:
+    """Exactly ``remaining`` body bytes. Bytes are never buffered, so a 2 GB length is free."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, length: int) -> None:
+        self.remaining = length
+
+    def read(self, buf: ReceiveBuffer) -> Body | EndOfMessage | None:
+        if self.remaining == 0:
+            return EndOfMessage(0)
+        if not buf:
+            return None
+        n = min(len(buf), self.remaining)
+        self.remaining -= n
+        return Body(buf.take(n), n)
+
+    def skip(self, length: int) -> int:
+        """Account for ``length`` lost bytes; returns how many fell past this body."""
+        n = min(length, self.remaining)
+        self.remaining -= n
+        return length - n
+
+    def at_end(self) -> EndOfMessage:
+        return EndOfMessage(0, complete=self.remaining == 0)
+
+
+class CloseDelimitedReader:
+    """Everything until the stream ends (a response without length or chunking)."""
+
+    __slots__ = ()
+
+    def read(self, buf: ReceiveBuffer) -> Body | EndOfMessage | None:
+        if not buf:
+            return None
+        n = len(buf)
+        return Body(buf.take(n), n)
+
+    def skip(self, length: int) -> int:
+        return 0
+
+    def at_end(self) -> EndOfMessage:
+        return EndOfMessage(0)
+
+
+class ChunkedReader:
+    """``Transfer-Encoding: chunked``: size lines, data, CRLF, then a trailer section."""
+
+    __slots__ = ("_max_headers", "_max_line", "_remaining", "_state", "_wire")
+
+    def __init__(self, max_line: int, max_headers: int) -> None:
+        self._state = "size"
+        self._remaining = 0
+        self._wire = 0  # framing bytes consumed but not yet reported
+        self._max_line = max_line
+        self._max_headers = max_headers
+
+    def read(self, buf: ReceiveBuffer) -> Body | EndOfMessage | None:
+        while True:
+            if self._state == "size":
+                line = buf.take_line(self._max_line)
+                if line is None:
+                    return None
+                self._wire += len(line)
+                size_text = line.split(b";", 1)[0].strip(b" \t\r\n")
+                if not _HEX.fullmatch(size_text):
+                    raise DissectError(f"bad chunk size {size_text[:20]!r}")
+                self._remaining = int(size_text, 16)
+                self._state = "data" if self._remaining else "trailers"
+            elif self._state == "data":
+                if not buf:
+                    return None
+                n = min(len(buf), self._remaining)
+                self._remaining -= n
+                if self._remaining == 0:
+                    self._state = "crlf"
+                wire, self._wire = self._wire + n, 0
+                return Body(buf.take(n), wire)
+            elif self._state == "crlf":
+                data = buf.data
+                if data[:2] == b"\r\n":
+                    buf.skip(2)
+                    self._wire += 2
+                elif data[:1] == b"\n":
+                    buf.skip(1)
+                    self._wire += 1
+                elif len(data) < 2 and data in (b"", b"\r"):
+                    return None
+                else:
+                    raise DissectError("chunk data not followed by CRLF")
+                self._state = "size"
+            else:  # trailers
+                data = buf.data
+                if data[:2] == b"\r\n" or data[:1] == b"\n":
+                    n = 2 if data[:1] == b"\r" else 1
+                    buf.skip(n)
+                    wire, self._wire = self._wire + n, 0
+                    self._state = "done"
+                    return EndOfMessage(wire)
+                if len(data) < 2 and data in (b"", b"\r"):
+                    return None
+                raw = buf.take_head()
+                if raw is None:
+                    return None
+                trailers = parse_header_lines(raw.split(b"\n"), self._max_headers)
+                wire, self._wire = self._wire + len(raw), 0
+                self._state = "done"
+                return EndOfMessage(wire, trailers)
+
+    def skip(self, length: int) -> int:
+        if self._state != "data":
+            return length
+        n = min(length, self._remaining)
+        self._remaining -= n
+        if self._remaining == 0:
+            self._state = "crlf"
+        return length - n
+
+    def at_end(self) -> EndOfMessage:
+        return EndOfMessage(self._wire, complete=False)
+
+
+BodyReader = ContentLengthReader | ChunkedReader | CloseDelimitedReader

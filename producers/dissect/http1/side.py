@@ -1,0 +1,165 @@
+"""One direction of an HTTP/1.x stream: buffer + state + the current body reader -> events.
+
+A direction is in one of four states. ``HEAD``: waiting for a start line and headers. ``BODY``:
+a reader chosen by ``state.py`` owns the bytes. ``TUNNEL``: not HTTP any more (after 101 or
+CONNECT), bytes are dropped. ``RESYNC``: a gap hit the framing, so bytes are dropped until a
+line that looks like the start of a message (or until ``max_resync_bytes``, then ``TUNNEL``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+from producers.dissect.http1.buffer import ReceiveBuffer
+from producers.dissect.http1.events import Body, EndOfMessage, Head
+from producers.dissect.http1.readers import (
+    BodyReader,
+    ChunkedReader,
+    CloseDelimitedReader,
+    ContentLengthReader,
+    parse_head,
+)
+from producers.dissect.http1.state import Framing
+from producers.dissect.limits import DissectLimits
+
+__all__ = ["Side", "SideState"]
+
+_REQUEST_START = re.compile(rb"(?m)^[A-Z][A-Z_\-]{1,19} [^ \r\n]+ HTTP/1\.[019]\r?$")
+_RESPONSE_START = re.compile(rb"(?m)^HTTP/1\.[019] [1-5][0-9][0-9][ \r\n]")
+#: bytes kept while resynchronising, so a start line split over two feeds is still found
+_RESYNC_TAIL = 64
+
+
+class SideState(enum.Enum):
+    HEAD = "head"
+    BODY = "body"
+    TUNNEL = "tunnel"
+    RESYNC = "resync"
+
+
+class Side:
+    """Events of one direction; the dissector tells it how each message body is framed."""
+
+    __slots__ = (
+        "_limits",
+        "_reader",
+        "_resync_dropped",
+        "buf",
+        "head_ts",
+        "hold",
+        "is_request",
+        "state",
+    )
+
+    def __init__(self, is_request: bool, limits: DissectLimits) -> None:
+        self.is_request = is_request
+        self.buf = ReceiveBuffer(limits.max_head_bytes)
+        self.state = SideState.HEAD
+        self.head_ts = 0
+        #: True while a request asked to switch protocols and the answer is not in yet
+        self.hold = False
+        self._reader: BodyReader | None = None
+        self._limits = limits
+        self._resync_dropped = 0
+
+    def feed(self, data: bytes, ts_ns: int) -> None:
+        if self.state is SideState.TUNNEL:
+            return
+        if not self.buf:
+            self.head_ts = ts_ns
+        self.buf.append(data)
+        if self.hold and len(self.buf) > self._limits.max_head_bytes:
+            # no answer to the upgrade in sight and the client keeps talking: not HTTP now
+            self.tunnel()
+
+    def next_event(self, ts_ns: int) -> Head | Body | EndOfMessage | None:
+        if self.state is SideState.BODY:
+            assert self._reader is not None
+            event = self._reader.read(self.buf)
+            if isinstance(event, EndOfMessage):
+                self.state = SideState.HEAD
+                self._reader = None
+                if self.buf:
+                    self.head_ts = ts_ns
+            return event
+        if self.state is SideState.RESYNC and not self._resync():
+            return None
+        if self.state is not SideState.HEAD or self.hold:
+            return None
+        if self.buf.skip_blank_lines() and self.buf:
+            self.head_ts = ts_ns
+        raw = self.buf.take_head()
+        if raw is None:
+            return None
+        head = parse_head(raw, self.is_request, self.head_ts, self._limits.max_headers)
+        self.head_ts = ts_ns
+        return head
+
+    def set_framing(self, framing: Framing, length: int) -> None:
+        """Called right after a Head: how its body is delimited."""
+        if framing is Framing.TUNNEL:
+            self.tunnel()
+            return
+        if framing is Framing.LENGTH:
+            self._reader = ContentLengthReader(length)
+        elif framing is Framing.CHUNKED:
+            self._reader = ChunkedReader(self._limits.max_chunk_line, self._limits.max_headers)
+        elif framing is Framing.CLOSE:
+            self._reader = CloseDelimitedReader()
+        else:
+            self._reader = ContentLengthReader(0)
+        self.state = SideState.BODY
+
+    def tunnel(self) -> None:
+        self.state = SideState.TUNNEL
+        self.hold = False
+        self._reader = None
+        self.buf.clear()
+
+    def gap(self, length: int) -> tuple[int, int]:
+        """Lost bytes: (how many fell inside the current body, how many beyond it).
+
+        Bytes beyond the body (or any lost bytes outside a body) mean we no longer know where
+        messages start, so the direction resynchronises.
+        """
+        if self.state is SideState.TUNNEL:
+            return 0, 0
+        if self.state is SideState.BODY and not self.buf:
+            assert self._reader is not None
+            leftover = self._reader.skip(length)
+            if leftover == 0:
+                return length, 0
+            self._start_resync()
+            return length - leftover, leftover
+        self._start_resync()
+        return 0, length
+
+    def at_end(self) -> EndOfMessage | None:
+        """The stream ended: the end of the body being read, if one was (None otherwise)."""
+        if self.state is not SideState.BODY or self._reader is None:
+            return None
+        event = self._reader.at_end()
+        self.state = SideState.HEAD
+        self._reader = None
+        return event
+
+    def _start_resync(self) -> None:
+        self.state = SideState.RESYNC
+        self._reader = None
+        self._resync_dropped += self.buf.clear()
+
+    def _resync(self) -> bool:
+        pattern = _REQUEST_START if self.is_request else _RESPONSE_START
+        m = pattern.search(self.buf.data)
+        if m is not None:
+            self._resync_dropped += m.start()
+            self.buf.skip(m.start())
+            self.state = SideState.HEAD
+            return True
+        drop = max(0, len(self.buf) - _RESYNC_TAIL)
+        self._resync_dropped += drop
+        self.buf.skip(drop)
+        if self._resync_dropped > self._limits.max_resync_bytes:
+            self.tunnel()
+        return False

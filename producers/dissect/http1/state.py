@@ -1,0 +1,81 @@
+"""How long a message's body is: RFC 9112 section 6.3 as a small table of rules.
+
+All framing decisions live here so the reader and the dissector never guess. A response's
+framing depends on the request it answers (HEAD, CONNECT), which is why the dissector, which
+pairs them, asks this module once per head.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from producers.dissect.base import DissectError
+
+__all__ = ["Framing", "header_index", "request_framing", "response_framing"]
+
+#: more digits than this cannot be a real body length (and keeps int() cheap)
+_MAX_LENGTH_DIGITS = 18
+
+
+class Framing(enum.Enum):
+    NONE = "none"  # no body at all
+    LENGTH = "length"  # Content-Length bytes
+    CHUNKED = "chunked"  # chunked transfer coding
+    CLOSE = "close"  # until the stream ends
+    TUNNEL = "tunnel"  # not HTTP any more after this head (101, CONNECT 2xx)
+
+
+def header_index(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Lower-cased name -> value, repeated headers joined with ", " (RFC 9110 5.3)."""
+    index: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        if key in index:
+            index[key] += ", " + value
+        else:
+            index[key] = value
+    return index
+
+
+def _is_chunked(index: dict[str, str]) -> bool:
+    te = index.get("transfer-encoding")
+    if te is None:
+        return False
+    return te.rsplit(",", 1)[-1].strip().lower() == "chunked"
+
+
+def _content_length(index: dict[str, str]) -> int | None:
+    value = index.get("content-length")
+    if value is None:
+        return None
+    values = {v.strip() for v in value.split(",")}
+    if len(values) != 1:
+        raise DissectError(f"conflicting Content-Length {value[:40]!r}")
+    text = values.pop()
+    if not text.isdigit() or not text.isascii() or len(text) > _MAX_LENGTH_DIGITS:
+        raise DissectError(f"bad Content-Length {text[:40]!r}")
+    return int(text)
+
+
+def request_framing(index: dict[str, str]) -> tuple[Framing, int]:
+    """A request has a body only if it says so (chunked wins over Content-Length)."""
+    if _is_chunked(index):
+        return Framing.CHUNKED, 0
+    length = _content_length(index)
+    if length:
+        return Framing.LENGTH, length
+    return Framing.NONE, 0
+
+
+def response_framing(method: str | None, status: int, index: dict[str, str]) -> tuple[Framing, int]:
+    """Framing of a response to ``method`` (None when the request was never seen)."""
+    if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+        return Framing.TUNNEL, 0
+    if status < 200 or status in (204, 304) or method == "HEAD":
+        return Framing.NONE, 0
+    if _is_chunked(index):
+        return Framing.CHUNKED, 0
+    length = _content_length(index)
+    if length is not None:
+        return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
+    return Framing.CLOSE, 0
