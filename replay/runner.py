@@ -1,0 +1,239 @@
+"""Running one replay job: list, prune, download in parallel, re-dissect, filter, write out.
+
+Each capture object is dissected on its own by a fresh engine. Sink objects hold whole record
+segments, so nothing is lost by that, and it is what makes a job resumable object by object
+(no engine state has to survive a crash) and lets downloads run ahead in parallel. Objects are
+handed to the engine in capture-time order, with at most ``parallel`` downloads in flight, so
+memory stays bounded by ``parallel`` objects whatever the size of the bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from replay.dissect import dissect_capture
+from replay.errors import ReplayError
+from replay.jobs import Job, JobStore
+from replay.manifest import criteria_from, may_match
+from replay.query import Query, compile_query
+from replay.sources import CaptureObject, list_source, read_object
+from replay.store import redacted
+from streamtap.schema import StreamRecord
+
+__all__ = ["RecordSink", "restore_names", "run_job"]
+
+Dissect = Callable[[bytes, str], Iterable[StreamRecord]]
+Progress = Callable[[Job], None]
+
+
+class RecordSink(Protocol):
+    """Where a job's records go: the local store (``tap``) or a Kafka topic (``replay``)."""
+
+    async def write(self, records: list[StreamRecord]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def restore_names(record: StreamRecord, names: dict[str, str]) -> StreamRecord:
+    """Fill empty ``src.name``/``dst.name`` from the recording's resolution data (ip -> name).
+
+    Names seen at capture time are kept as they are; the stored data only fills the gaps, the
+    way Kubeshark read ``name_resolution_history.json`` back when it opened a recording.
+    """
+    if not names:
+        return record
+    changed = False
+    entries = []
+    for entry in record.entries:
+        new = entry
+        for side in ("src", "dst"):
+            ep = entry.get(side)
+            if isinstance(ep, dict) and not ep.get("name") and ep.get("ip") in names:
+                if new is entry:
+                    new = dict(entry)
+                new[side] = {**ep, "name": names[ep["ip"]]}
+                changed = True
+        entries.append(new)
+    return record.model_copy(update={"entries": tuple(entries)}) if changed else record
+
+
+def _select(record: StreamRecord, query: Query | None) -> tuple[StreamRecord | None, int]:
+    """The record as it is written out (redacted) if any entry matches, and the match count."""
+    if query is None or (query.plan.exact and not query.plan.where and not query.redacts):
+        return record, len(record.entries)
+    matches = sum(1 for e in record.entries if query.match(e))
+    if not matches:
+        return None, 0
+    if query.redacts:
+        record = record.model_copy(
+            update={"entries": tuple(redacted(query, e) for e in record.entries)}
+        )
+    return record, matches
+
+
+def _plan_objects(
+    job: Job, objects: list[CaptureObject], query: Query | None
+) -> list[CaptureObject]:
+    spec = job.spec_model
+    criteria = criteria_from(query.plan if query else None, spec.since_ns(), spec.until_ns(),
+                             spec.rule)  # fmt: skip
+    selected = [o for o in objects if o.manifest is None or may_match(o.manifest, criteria)]
+    job.objects_listed = len(objects)
+    job.objects_selected = len(selected)
+    job.objects_pruned = len(objects) - len(selected)
+    job.bytes_total = sum(o.size for o in selected)
+    return selected
+
+
+def _dissect_all(dissect: Dissect, data: bytes, node: str) -> list[StreamRecord]:
+    return list(dissect(data, node))
+
+
+def _chunks(records: Iterable[StreamRecord], n: int) -> Iterator[list[StreamRecord]]:
+    batch: list[StreamRecord] = []
+    for r in records:
+        batch.append(r)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def run_job(
+    job: Job,
+    jobs: JobStore,
+    cancel: threading.Event,
+    *,
+    sink: RecordSink,
+    client: Any = None,
+    node: str = "replay",
+    dissect: Dissect = dissect_capture,
+    progress: Progress | None = None,
+    objects: list[CaptureObject] | None = None,
+) -> Job:
+    """Run ``job`` to the end (or until ``cancel`` is set); its state file is kept current."""
+    spec = job.spec_model
+    query = compile_query(spec.kfl) if spec.kfl.strip() else None
+    job.state = "running"
+    job.started = job.started or time.time()
+    job.error = None
+    jobs.save(job)
+    try:
+        listed = (
+            objects
+            if objects is not None
+            else await asyncio.to_thread(list_source, spec.source, client)
+        )
+        selected = _plan_objects(job, listed, query)
+        done = set(job.done_keys)
+        todo = [o for o in selected if o.key not in done]
+        jobs.save(job)
+        if progress:
+            progress(job)
+        await _replay_objects(job, jobs, cancel, todo, sink, client, node, dissect, query,
+                              progress)  # fmt: skip
+        if job.state == "running":
+            job.state = "cancelled" if cancel.is_set() else "done"
+    except ReplayError as exc:
+        job.state = "failed"
+        job.error = str(exc)
+    except Exception as exc:
+        job.state = "failed"
+        job.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        await sink.close()
+        job.finished = time.time()
+        jobs.save(job)
+        if progress:
+            progress(job)
+    return job
+
+
+async def _replay_objects(
+    job: Job,
+    jobs: JobStore,
+    cancel: threading.Event,
+    todo: list[CaptureObject],
+    sink: RecordSink,
+    client: Any,
+    node: str,
+    dissect: Dissect,
+    query: Query | None,
+    progress: Progress | None,
+) -> None:
+    spec = job.spec_model
+    parallel = max(1, spec.parallel)
+    pending: list[tuple[CaptureObject, asyncio.Task[bytes]]] = []
+    it = iter(todo)
+    matched_entries = 0
+    pace_start: tuple[float, int] | None = None
+
+    def fill() -> None:
+        while len(pending) < parallel:
+            obj = next(it, None)
+            if obj is None:
+                return
+            pending.append((obj, asyncio.create_task(asyncio.to_thread(read_object, obj, client))))
+
+    fill()
+    try:
+        while pending and not cancel.is_set():
+            obj, task = pending.pop(0)
+            try:
+                data = await task
+            except ReplayError as exc:
+                job.objects_failed += 1
+                job.error = str(exc)
+                fill()
+                continue
+            fill()
+            names = obj.manifest.names if obj.manifest else {}
+            records = await asyncio.to_thread(_dissect_all, dissect, data, node)
+            kept: list[StreamRecord] = []
+            for rec in records:
+                job.streams += 1 if rec.segment == 0 else 0
+                rec = restore_names(rec, names)
+                out, n = _select(rec, query)
+                if out is None:
+                    continue
+                kept.append(out)
+                job.entries += len(out.entries)
+                matched_entries += n
+                if query is not None and query.limit and matched_entries >= query.limit:
+                    break
+            if spec.rate > 0 and kept:
+                pace_start = await _pace(kept[0].first_ts_ns, spec.rate, pace_start)
+            for batch in _chunks(kept, 256):
+                await sink.write(batch)
+            job.streams_kept += len(kept)
+            job.records_out += len(kept)
+            job.objects_done += 1
+            job.bytes_done += obj.size
+            job.done_keys.append(obj.key)
+            await asyncio.to_thread(jobs.save, job)
+            if progress:
+                progress(job)
+            if query is not None and query.limit and matched_entries >= query.limit:
+                break
+        if cancel.is_set():
+            job.state = "cancelled"
+    finally:
+        for _obj, task in pending:
+            task.cancel()
+
+
+async def _pace(ts_ns: int, rate: float, start: tuple[float, int] | None) -> tuple[float, int]:
+    """Sleep so capture time advances at most ``rate`` times as fast as the wall clock."""
+    if start is None:
+        return (time.monotonic(), ts_ns)
+    wall0, ts0 = start
+    due = wall0 + (ts_ns - ts0) / 1e9 / rate
+    delay = due - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return start

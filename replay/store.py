@@ -1,0 +1,336 @@
+"""The embedded store behind ``streamtap tap``: one SQLite file of entries, streams and packets.
+
+SQLite because an investigation should be a file you can copy to a laptop, open with any tool
+and keep next to the incident report, with no server to run. Entries are kept as JSON (what KFL
+sees) next to indexed columns (time, protocol, endpoints, status) that the SQL pushdown of a
+query uses; the raw frames of every stream are kept too, so a stream's PCAP comes back byte for
+byte. WAL mode lets the dashboard read while a replay is still writing.
+
+Listings are ordered by ``(timestamp, id)``, a key that never changes once written, so a cursor
+(the last key of a page) stays valid while more entries arrive.
+"""
+
+from __future__ import annotations
+
+import copy
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from replay.pcapout import PcapFrame, write_capture
+from replay.query import Query
+from replay.summary import Row, summarize
+from streamtap.schema import StreamRecord
+
+__all__ = ["EntryStore", "Page", "StoreError"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+  id INTEGER PRIMARY KEY,
+  entry_id TEXT NOT NULL UNIQUE,
+  stream_id TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  proto TEXT NOT NULL,
+  abbr TEXT NOT NULL,
+  src_ip TEXT, src_port INTEGER, src_name TEXT,
+  dst_ip TEXT, dst_port INTEGER, dst_name TEXT,
+  method TEXT, summary TEXT NOT NULL, status INTEGER, rcode INTEGER, status_text TEXT NOT NULL,
+  elapsed INTEGER NOT NULL, size INTEGER NOT NULL,
+  doc BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts, id);
+CREATE INDEX IF NOT EXISTS entries_abbr ON entries(abbr, ts, id);
+CREATE INDEX IF NOT EXISTS entries_proto ON entries(proto, ts, id);
+CREATE INDEX IF NOT EXISTS entries_src ON entries(src_ip, ts, id);
+CREATE INDEX IF NOT EXISTS entries_dst ON entries(dst_ip, ts, id);
+CREATE INDEX IF NOT EXISTS entries_status ON entries(status, ts, id);
+CREATE INDEX IF NOT EXISTS entries_stream ON entries(stream_id);
+CREATE TABLE IF NOT EXISTS streams (
+  stream_id TEXT NOT NULL,
+  segment INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  layer4 TEXT NOT NULL,
+  src_ip TEXT NOT NULL, src_port INTEGER NOT NULL,
+  dst_ip TEXT NOT NULL, dst_port INTEGER NOT NULL,
+  first_ts_ns INTEGER NOT NULL, last_ts_ns INTEGER NOT NULL,
+  packets INTEGER NOT NULL,
+  PRIMARY KEY (stream_id, segment)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS packets (
+  stream_id TEXT NOT NULL,
+  segment INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  ts_ns INTEGER NOT NULL,
+  linktype INTEGER NOT NULL,
+  wirelen INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (stream_id, segment, seq)
+) WITHOUT ROWID;
+"""
+
+_ROW_COLUMNS = (
+    "entry_id, stream_id, ts, proto, abbr, src_ip, src_port, src_name, dst_ip, dst_port, "
+    "dst_name, method, summary, status, rcode, status_text, elapsed, size"
+)
+_SCAN_BATCH = 512
+
+
+class StoreError(Exception):
+    """A store file that cannot be opened or a cursor that this store did not make."""
+
+
+@dataclass
+class Page:
+    """One page of a listing; ``cursor`` is None when nothing follows."""
+
+    rows: list[Row]
+    cursor: str | None
+    scanned: int = 0
+    limited: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _row_from_columns(values: tuple[Any, ...]) -> Row:
+    (eid, sid, ts, proto, abbr, sip, sport, sname, dip, dport, dname, method, summary, status,
+     rcode, status_text, elapsed, size) = values  # fmt: skip
+    return Row(
+        id=eid, stream=sid, timestamp=ts, protocol=proto, abbr=abbr, src_ip=sip, src_port=sport,
+        src_name=sname, dst_ip=dip, dst_port=dport, dst_name=dname, method=method,
+        summary=summary, status=status, rcode=rcode, status_text=status_text, elapsed=elapsed,
+        size=size,
+    )  # fmt: skip
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, int] | None:
+    if not cursor:
+        return None
+    ts, _, rowid = cursor.partition(".")
+    try:
+        return int(ts), int(rowid)
+    except ValueError:
+        raise StoreError(f"not a cursor of this store: {cursor!r}") from None
+
+
+def redacted(query: Query, entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry as the query allows it to be shown (``redact()`` paths replaced)."""
+    work = copy.deepcopy(entry)
+    out = query.redact(work)
+    return out if isinstance(out, dict) else work
+
+
+class EntryStore:
+    """Entries, streams and packets in one SQLite file; safe to share between threads.
+
+    Each thread gets its own connection (SQLite connections are not to be shared); writes are
+    serialised by a lock so a replay writer and API readers can run side by side.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        try:
+            db = self._db()
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA cache_size=-65536")
+            self._local.db = db
+        return db
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add_records(self, records: Iterable[StreamRecord]) -> int:
+        """Store records (entries, stream, packets) in one transaction; returns entries added.
+
+        Adding a record twice changes nothing (keys are the entry and segment ids), so a
+        resumed replay can overlap what it already stored.
+        """
+        entry_rows: list[tuple[Any, ...]] = []
+        stream_rows: list[tuple[Any, ...]] = []
+        packet_rows: list[tuple[Any, ...]] = []
+        for rec in records:
+            stream_rows.append(
+                (rec.stream_id, rec.segment, rec.node.name, rec.layer4, rec.src.ip, rec.src.port,
+                 rec.dst.ip, rec.dst.port, rec.first_ts_ns, rec.last_ts_ns, len(rec.packets))
+            )  # fmt: skip
+            for seq, p in enumerate(rec.packets):
+                packet_rows.append(
+                    (rec.stream_id, rec.segment, seq, p.ts_ns, p.linktype, p.wirelen, p.data)
+                )
+            for entry in rec.entries:
+                r = summarize(entry)
+                entry_rows.append(
+                    (r["id"] or f"{rec.stream_id}-{r['timestamp']}", r["stream"] or rec.stream_id,
+                     r["timestamp"], r["protocol"], r["abbr"], r["src_ip"], r["src_port"],
+                     r["src_name"], r["dst_ip"], r["dst_port"], r["dst_name"], r["method"],
+                     r["summary"], r["status"], r["rcode"], r["status_text"], r["elapsed"],
+                     r["size"], orjson.dumps(entry))
+                )  # fmt: skip
+        with self._write_lock:
+            db = self._db()
+            db.execute("BEGIN")
+            try:
+                db.executemany(
+                    "INSERT OR IGNORE INTO streams VALUES (?,?,?,?,?,?,?,?,?,?,?)", stream_rows
+                )
+                db.executemany("INSERT OR IGNORE INTO packets VALUES (?,?,?,?,?,?,?)", packet_rows)
+                mid = db.total_changes
+                db.executemany(
+                    f"INSERT OR IGNORE INTO entries ({_ROW_COLUMNS}, doc) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    entry_rows,
+                )
+                added = db.total_changes - mid
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return added
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _scan(
+        self, query: Query, after: tuple[int, int] | None, columns: str
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows in (ts, id) order that pass the SQL pushdown; the last two values are rowid, doc."""
+        where = [query.plan.where] if query.plan.where else []
+        params: list[Any] = list(query.plan.params)
+        if after is not None:
+            where.append("(ts, id) > (?, ?)")
+            params.extend(after)
+        sql = f"SELECT {columns}, id, doc FROM entries"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ts, id"
+        cur = self._db().execute(sql, params)
+        while batch := cur.fetchmany(_SCAN_BATCH):
+            yield from batch
+
+    def page(self, query: Query, cursor: str | None = None, size: int = 100) -> Page:
+        """Up to ``size`` matching entries after ``cursor`` (and within the query's ``limit``)."""
+        after = _parse_cursor(cursor)
+        already = 0
+        if query.limit is not None and after is not None:
+            already = self._count_until(query, after)
+            size = min(size, max(query.limit - already, 0))
+        rows: list[Row] = []
+        scanned = 0
+        last: tuple[int, int] | None = None
+        more = False
+        if size > 0:
+            for values in self._scan(query, after, _ROW_COLUMNS):
+                scanned += 1
+                if len(rows) == size:
+                    more = True
+                    break
+                doc = values[-1]
+                if not query.plan.exact and not query.match(orjson.loads(doc)):
+                    continue
+                if query.redacts:
+                    row = summarize(redacted(query, orjson.loads(doc)))
+                else:
+                    row = _row_from_columns(values[:-2])
+                rows.append(row)
+                last = (values[2], values[-2])
+        limited = query.limit is not None and already + len(rows) >= query.limit
+        next_cursor = f"{last[0]}.{last[1]}" if (more and last and not limited) else None
+        return Page(rows=rows, cursor=next_cursor, scanned=scanned, limited=limited)
+
+    def _count_until(self, query: Query, until: tuple[int, int]) -> int:
+        n = 0
+        for values in self._scan(query, None, "ts"):
+            if (values[0], values[-2]) > until:
+                break
+            if query.plan.exact or query.match(orjson.loads(values[-1])):
+                n += 1
+        return n
+
+    def count(self, query: Query) -> int:
+        """How many entries match (at most the query's ``limit``)."""
+        if query.plan.exact:
+            sql = "SELECT COUNT(*) FROM entries"
+            if query.plan.where:
+                sql += " WHERE " + query.plan.where
+            (n,) = self._db().execute(sql, query.plan.params).fetchone()
+        else:
+            n = sum(1 for _ in self.matching(query))
+        return min(n, query.limit) if query.limit is not None else int(n)
+
+    def matching(self, query: Query, columns: str = "ts") -> Iterator[tuple[Any, ...]]:
+        """Every matching row (``columns`` + rowid + doc), in order, honouring ``limit``."""
+        n = 0
+        for values in self._scan(query, None, columns):
+            if query.plan.exact or query.match(orjson.loads(values[-1])):
+                yield values
+                n += 1
+                if query.limit is not None and n >= query.limit:
+                    return
+
+    def entry(self, entry_id: str, query: Query | None = None) -> dict[str, Any] | None:
+        """One entry as stored (redacted by ``query`` when given)."""
+        got = self._db().execute("SELECT doc FROM entries WHERE entry_id = ?", (entry_id,))
+        row = got.fetchone()
+        if row is None:
+            return None
+        entry: dict[str, Any] = orjson.loads(row[0])
+        return redacted(query, entry) if query is not None else entry
+
+    def stream_frames(self, stream_id: str) -> list[PcapFrame]:
+        """Every frame of a stream, all segments, in the order the sensor read them."""
+        cur = self._db().execute(
+            "SELECT ts_ns, linktype, wirelen, data FROM packets WHERE stream_id = ? "
+            "ORDER BY segment, seq",
+            (stream_id,),
+        )
+        return [(ts, lt, wl, bytes(data)) for ts, lt, wl, data in cur]
+
+    def stream_pcap(self, stream_id: str) -> bytes | None:
+        """The stream's capture file, or None when the store has no such stream."""
+        frames = self.stream_frames(stream_id)
+        if not frames:
+            return None
+        return b"".join(write_capture(frames))
+
+    def matching_pcap(self, query: Query) -> Iterator[bytes]:
+        """One capture of every stream with a matching entry, frames merged in time order."""
+        streams: list[str] = []
+        seen: set[str] = set()
+        for values in self.matching(query, "stream_id"):
+            sid = values[0]
+            if sid not in seen:
+                seen.add(sid)
+                streams.append(sid)
+        frames: list[tuple[int, int, int, PcapFrame]] = []
+        for order, sid in enumerate(streams):
+            for seq, frame in enumerate(self.stream_frames(sid)):
+                frames.append((frame[0], order, seq, frame))
+        frames.sort(key=lambda f: f[:3])
+        return write_capture(f[3] for f in frames)
+
+    def streams(self) -> int:
+        (n,) = self._db().execute("SELECT COUNT(DISTINCT stream_id) FROM streams").fetchone()
+        return int(n)
+
+    def total(self) -> int:
+        (n,) = self._db().execute("SELECT COUNT(*) FROM entries").fetchone()
+        return int(n)
