@@ -3,8 +3,8 @@
 Closures are specialised at compile time for the shapes recording rules are made of: a protocol
 word is one dict-lookup chain, a dotted path without fan-out is nested ``dict.get`` calls, and a
 comparison against a literal tests the common type first and only falls back to the general rules
-in ``values`` for the rare ones. Constant parts (``limit()``, ``true``, ``datetime(...)``) are folded
-away, so ``http and limit(10)`` costs what ``http`` costs.
+in ``values`` for the rare ones. Constant parts (``limit()``, ``true``, ``datetime(...)``) are
+folded away, so ``http and limit(10)`` costs what ``http`` costs.
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ Pred = Callable[[Any], bool]
 Getter = Callable[[Any], Any]
 
 
-def ALWAYS(entry: Any) -> bool:  # noqa: N802 - a constant predicate, compared by identity
+def ALWAYS(entry: Any) -> bool:  # a constant predicate, compared by identity
     return True
 
 
-def NEVER(entry: Any) -> bool:  # noqa: N802
+def NEVER(entry: Any) -> bool:
     return False
 
 
@@ -410,7 +410,7 @@ def any_of(preds: list[Pred]) -> Pred:
     group = tuple(preds)
 
     def any_pred(e: Any) -> bool:
-        for p in group:
+        for p in group:  # noqa: SIM110 - a plain loop beats any() with a generator here
             if p(e):
                 return True
         return False
@@ -435,7 +435,7 @@ def all_of(preds: list[Pred]) -> Pred:
     group = tuple(preds)
 
     def all_pred(e: Any) -> bool:
-        for p in group:
+        for p in group:  # noqa: SIM110 - a plain loop beats all() with a generator here
             if not p(e):
                 return False
         return True

@@ -58,7 +58,7 @@ def parse_cached(text: str) -> Parsed:
     return parse(text)
 
 
-def compile(query: str, now_ms: int | None = None) -> Query:  # noqa: A001 - the public name
+def compile(query: str, now_ms: int | None = None) -> Query:
     """Compile once, evaluate many times; raises ``KFLError`` for anything wrong.
 
     ``now_ms`` fixes ``now()`` and the relative-time functions; the clock is read here, at compile

@@ -77,34 +77,30 @@ class Pos:
 
 
 _NOWHERE = Pos(1, 1)
-
-
-def _pos() -> Any:
-    # Positions are for messages only; two queries that differ only in layout are equal trees.
-    return field(default=_NOWHERE, compare=False, repr=False)
+# Positions are for messages only: two queries that differ only in layout are equal trees.
 
 
 @dataclass(frozen=True)
 class Empty:
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Or:
     items: tuple[Node, ...]
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class And:
     items: tuple[Node, ...]
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Not:
     item: Node
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -112,68 +108,68 @@ class Compare:
     op: str
     left: Node
     right: Node
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Literal:
     value: str | int | float | bool | None
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Regex:
     pattern: str
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Neg:
     item: Node
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Proto:
     word: str
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Call:
     name: str
     args: tuple[Node, ...]
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Key:
     name: str
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Index:
     index: int
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Wild:
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Deep:
     name: str
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
     args: tuple[Node, ...]
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 Step = Key | Index | Wild | Deep | Method
@@ -184,7 +180,7 @@ class Path:
     """A path; the root name is the first ``Key`` of ``steps`` so every stage treats it alike."""
 
     steps: tuple[Step, ...]
-    pos: Pos = _pos()
+    pos: Pos = field(default=_NOWHERE, compare=False, repr=False)
 
 
 Node = Empty | Or | And | Not | Compare | Literal | Regex | Neg | Proto | Call | Path
@@ -242,11 +238,8 @@ def _lark_parse(text: str, start: str, query: str, at: Pos | None = None) -> Tre
 
 
 def _describe(exc: UnexpectedInput, text: str) -> tuple[int, int, str]:
-    if (
-        isinstance(exc, UnexpectedToken)
-        and exc.token.type == "$END"
-        or isinstance(exc, UnexpectedEOF)
-    ):
+    at_end = isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    if at_end or isinstance(exc, UnexpectedEOF):
         line = text.count("\n") + 1
         column = len(text) - (text.rfind("\n") + 1) + 1
         return line, column, "unexpected end of query" + _expected(exc)
@@ -265,9 +258,10 @@ def _describe(exc: UnexpectedInput, text: str) -> tuple[int, int, str]:
             )
         return tok.line or 1, tok.column or 1, f"unexpected {tok.value!r}" + _expected(exc)
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        at = exc.pos_in_stream or 0
+        char = text[at] if at < len(text) else ""
         what = "unterminated string" if char in "\"'" else f"unexpected character {char!r}"
-        if char == "/" and text.startswith("/*", exc.pos_in_stream):
+        if char == "/" and text.startswith("/*", at):
             what = "unterminated comment"
         return exc.line, exc.column, what
     return getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1, "syntax error"
@@ -366,8 +360,9 @@ class _Builder:
         if isinstance(operand, Tree) and operand.data == "compare":
             self.warn(
                 _where(bang),
-                f"`{bang}{' ' if str(bang) == 'not' else ''}x == y` negates the whole comparison here: `not (x == y)`; Kubeshark "
-                "negated `x` alone. Add parentheses to make the intent explicit.",
+                f"`{bang}{' ' if str(bang) == 'not' else ''}x == y` negates the whole comparison "
+                "here: `not (x == y)`; Kubeshark negated `x` alone. Add parentheses to make the "
+                "intent explicit.",
             )
         return Not(self.node(operand, depth), _where(bang))
 

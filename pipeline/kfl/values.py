@@ -60,7 +60,7 @@ def as_number(v: Any) -> int | float | None:
     """A number, or a string that is a decimal number (so `dst.port == "80"` works)."""
     t = type(v)
     if t is int or t is float:
-        return v  # type: ignore[no-any-return]
+        return v
     if t is str and len(v) < 400 and _DECIMAL.match(v):
         if _INTEGER.match(v):
             return int(v)
@@ -72,7 +72,7 @@ def text_of(v: Any) -> str | None:
     """The text that string methods and regexes see; only strings and numbers have one."""
     t = type(v)
     if t is str:
-        return v  # type: ignore[no-any-return]
+        return v
     if t is int:
         return str(v) if v.bit_length() < 13000 else None
     if t is float:
@@ -126,7 +126,7 @@ def _lt(a: Any, b: Any) -> int | None:
     """-1, 0 or 1 when the two are ordered by KFL's rules, else None."""
     ta, tb = type(a), type(b)
     if ta is str and tb is str:
-        return (a > b) - (a < b)  # type: ignore[no-any-return]
+        return (a > b) - (a < b)
     x, y = as_number(a), as_number(b)
     if x is None or y is None or (ta is str and tb is str):
         return None
