@@ -5,6 +5,7 @@
 """
 
 from pipeline.kfl.errors import KFLError
+from pipeline.kfl.many import RuleSet, compile_many
 from pipeline.kfl.query import Query, compile
 
-__all__ = ["KFLError", "Query", "compile"]
+__all__ = ["KFLError", "Query", "RuleSet", "compile", "compile_many"]

@@ -6,7 +6,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from pipeline.kfl.compiler import Compiler, PathMemo, Pred
+from pipeline.kfl.compiler import Compiled, Compiler
 from pipeline.kfl.errors import KFLError
 from pipeline.kfl.printer import normal_form
 from pipeline.kfl.redact import redact
@@ -22,16 +22,26 @@ _TIME_FUNCTIONS = frozenset(
 class Query:
     """A compiled query: call it on an entry for a bool; it never raises on JSON-shaped input."""
 
-    __slots__ = ("_redactions", "limit", "normalized", "predicate", "text", "tree", "warnings")
+    __slots__ = (
+        "_redactions",
+        "limit",
+        "normalized",
+        "now_ms",
+        "predicate",
+        "text",
+        "tree",
+        "warnings",
+    )
 
-    def __init__(self, parsed: Parsed, predicate: Pred, limit: int | None, redactions: list[Path]):
+    def __init__(self, parsed: Parsed, now_ms: int | None, compiled: Compiled) -> None:
         self.text = parsed.text
+        self.now_ms = now_ms  # None when the query does not depend on the time
         self.tree: Node = parsed.tree
-        self.predicate = predicate  # the bare closure, for callers that want no method overhead
+        self.predicate = compiled.predicate  # the bare closure, without the method-call overhead
         self.warnings: list[str] = list(parsed.warnings)
-        self.limit = limit
+        self.limit = compiled.limit
         self.normalized = normal_form(parsed.tree)
-        self._redactions = tuple(redactions)
+        self._redactions = tuple(compiled.redactions)
 
     def __call__(self, entry: Any) -> bool:
         return self.predicate(entry)
@@ -77,13 +87,7 @@ def compile(query: str, now_ms: int | None = None) -> Query:
 @lru_cache(maxsize=1024)
 def _compiled(query: str, now_ms: int | None) -> Query:
     parsed = parse_cached(query)
-    result = Compiler(query, now_ms).run(parsed.tree)
-    return Query(parsed, result.predicate, result.limit, result.redactions)
-
-
-def compile_tree(parsed: Parsed, now_ms: int | None, memo: PathMemo | None) -> Query:
-    result = Compiler(parsed.text, now_ms, memo).run(parsed.tree)
-    return Query(parsed, result.predicate, result.limit, result.redactions)
+    return Query(parsed, now_ms, Compiler(query, now_ms).run(parsed.tree))
 
 
 def uses_clock(node: Any) -> bool:

@@ -44,6 +44,7 @@ __all__ = [
     "Wild",
     "parse",
     "parse_path",
+    "walk",
 ]
 
 MAX_DEPTH = 100
@@ -557,3 +558,25 @@ def _is_number(value: object) -> bool:
 
 def is_identifier(name: str) -> bool:
     return bool(_IDENT.match(name)) and name not in KEYWORDS
+
+
+def walk(node: Node) -> list[Node]:
+    """Every node of a tree, method arguments included, without recursion."""
+    out: list[Node] = []
+    stack: list[Node] = [node]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        if isinstance(n, Or | And):
+            stack.extend(n.items)
+        elif isinstance(n, Not | Neg):
+            stack.append(n.item)
+        elif isinstance(n, Compare):
+            stack.extend((n.left, n.right))
+        elif isinstance(n, Call):
+            stack.extend(n.args)
+        elif isinstance(n, Path):
+            for step in n.steps:
+                if isinstance(step, Method):
+                    stack.extend(step.args)
+    return out
