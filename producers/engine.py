@@ -1,0 +1,422 @@
+"""The sensor's pure engine: raw frames in, stream records out.
+
+``Engine.feed(frame)`` decodes a frame, reassembles its stream, runs the stream's dissector and
+returns the records that became ready (usually none); ``flush()`` ends the capture. Every frame
+that carries TCP or UDP lands in exactly one record, byte for byte, including every fragment of
+a reassembled IP datagram. Frames that carry neither (ARP, ICMP, LLC, ...), malformed frames and
+fragments of datagrams that never completed are *not* recorded: they are counted by reason in
+``stats`` (a recorder of L4 streams has no stream to put them in).
+
+Time is packet time: timeouts and segment ages run on the frames' timestamps, so the same
+capture always gives the same records and stream ids. No sockets, clocks or env vars here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+import producers.dissect as dissect
+from producers.capture import Frame
+from producers.decode import Decoder, FragmentReassembler
+from producers.dissect import Direction, DissectError, Dissector, Item
+from producers.names import NameTable
+from producers.reassembly import Conn, FlowTable, ReassemblyConfig
+from producers.records import (
+    PACKET_OVERHEAD,
+    RECORD_OVERHEAD,
+    Endpoints,
+    bare_entry,
+    build_record,
+    item_entry,
+)
+from streamtap.schema import Gap, Node, StreamRecord, make_stream_id
+
+__all__ = ["Engine", "EngineConfig", "EngineStats"]
+
+_DIRS: tuple[Literal["client"], Literal["server"]] = ("client", "server")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Every cap and threshold of the engine (the service maps settings onto these)."""
+
+    reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)
+    #: a record's JSON stays under this (more segments are cut when needed); keep it below the
+    #: topic's max message size
+    max_record_bytes: int = 1024 * 1024
+    #: a long-lived stream publishes a segment at least this often (packet time)
+    segment_max_age_ns: int = 60_000_000_000
+    #: raw bytes held in unfinished segments of all streams; beyond it the biggest are cut
+    max_held_bytes: int = 512 * 1024 * 1024
+    sweep_interval_ns: int = 1_000_000_000
+    fragment_timeout_ns: int = 30_000_000_000
+    fragment_max_datagrams: int = 1024
+    fragment_max_bytes: int = 8 * 1024 * 1024
+    name_table_size: int = 65_536
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Completeness counters. ``as_dict()`` adds the decoder's and reassembly's counters."""
+
+    frames: int = 0
+    bytes: int = 0
+    packets: int = 0  # TCP/UDP packets decoded (a reassembled datagram is one)
+    tcp_streams: int = 0
+    udp_streams: int = 0
+    records: int = 0
+    frames_recorded: int = 0
+    entries: int = 0
+    gaps: int = 0
+    gap_bytes: int = 0
+    oversize_records: int = 0
+    dissect_errors: Counter[str] = field(default_factory=Counter)
+    caps: Counter[str] = field(default_factory=Counter)
+
+
+class _Stream:
+    """The engine's state for one stream (``Conn.ctx``): the segment being filled and the
+    dissector's progress."""
+
+    __slots__ = (
+        "dissector",
+        "ends",
+        "entries",
+        "est",
+        "first_ts",
+        "frames",
+        "gaps",
+        "index",
+        "items_made",
+        "last_ts",
+        "pkts",
+        "req_ts",
+        "resp_ts",
+        "seg_start",
+        "segment",
+        "selected",
+        "sizes",
+        "wire",
+    )
+
+    def __init__(self, ts: int) -> None:
+        self.ends: Endpoints | None = None
+        self.segment = 0
+        self.index = 0
+        self.dissector: Dissector | None = None
+        self.selected = False
+        self.items_made = 0
+        self._new_segment(ts)
+
+    def _new_segment(self, ts: int) -> None:
+        self.frames: list[Frame] = []
+        self.entries: list[dict[str, Any]] = []
+        self.gaps: list[Gap] = []
+        self.est = RECORD_OVERHEAD
+        self.seg_start = ts
+        self.first_ts = ts
+        self.last_ts = ts
+        self.pkts = [0, 0]  # packets per direction (client, server)
+        self.wire = [0, 0]  # payload bytes per direction as seen on the wire
+        self.sizes = [0, 0]  # reassembled payload bytes per direction (bare entries)
+        self.req_ts: int | None = None
+        self.resp_ts: int | None = None
+
+
+class Engine:
+    """Frames in, StreamRecords out. See the module docstring for what is recorded."""
+
+    def __init__(self, node: Node | str, config: EngineConfig | None = None) -> None:
+        self.node = node if isinstance(node, Node) else Node(name=node)
+        self.config = cfg = config or EngineConfig()
+        self.stats = EngineStats()
+        self.names = NameTable(cfg.name_table_size)
+        self.decoder = Decoder(
+            FragmentReassembler(
+                cfg.fragment_timeout_ns, cfg.fragment_max_datagrams, cfg.fragment_max_bytes
+            )
+        )
+        self.flows = FlowTable(self, cfg.reassembly)
+        self._out: list[StreamRecord] = []
+        self._now = 0
+        self._next_sweep = 0
+        self._held = 0
+        self._decode = self.decoder.decode
+        self._packet = self.flows.packet
+
+    # -- frames in -------------------------------------------------------------------------
+
+    def feed(self, frame: Frame) -> list[StreamRecord]:
+        """Take one frame; return the records it completed (often none)."""
+        stats = self.stats
+        stats.frames += 1
+        ts = frame[0]
+        stats.bytes += len(frame[3])
+        if ts > self._now:
+            self._now = ts
+            if ts >= self._next_sweep:
+                self._sweep(ts)
+        pkt = self._decode(frame)
+        if pkt is not None:
+            stats.packets += 1
+            conn = self._packet(pkt)
+            st: _Stream = conn.ctx
+            frames = pkt.frames
+            if len(frames) == 1:
+                size = (len(frame[3]) + 2) // 3 * 4 + PACKET_OVERHEAD
+            else:
+                size = sum((len(f[3]) + 2) // 3 * 4 + PACKET_OVERHEAD for f in frames)
+            if st.est + size > self.config.max_record_bytes and st.frames:
+                self._emit(conn, closed=False)
+            if not st.frames:
+                st.first_ts = st.last_ts = st.seg_start = pkt.ts_ns
+            st.frames.extend(frames)
+            st.est += size
+            self._held += size
+            d = conn.last_dir
+            st.pkts[d] += 1
+            st.wire[d] += len(pkt.payload)
+            if ts < st.first_ts:
+                st.first_ts = ts
+            elif ts > st.last_ts:
+                st.last_ts = ts
+            if self._held > self.config.max_held_bytes:
+                self._shed()
+        if self._out:
+            out, self._out = self._out, []
+            return out
+        return []
+
+    def flush(self) -> list[StreamRecord]:
+        """End of capture: close every stream (final segments) and give up on fragments."""
+        self.decoder.fragments.flush()
+        self.flows.flush()
+        out, self._out = self._out, []
+        return out
+
+    def feed_all(self, frames: Any) -> list[StreamRecord]:
+        """Feed an iterable of frames and flush: every record of a whole capture."""
+        out: list[StreamRecord] = []
+        feed = self.feed
+        for frame in frames:
+            records = feed(frame)
+            if records:
+                out.extend(records)
+        out.extend(self.flush())
+        return out
+
+    def stats_dict(self) -> dict[str, Any]:
+        """Every counter, flat enough to log or publish as JSON."""
+        s = self.stats
+        frag = self.decoder.fragments.counts
+        return {
+            "frames": s.frames,
+            "bytes": s.bytes,
+            "packets": s.packets,
+            "streams": {"tcp": s.tcp_streams, "udp": s.udp_streams, "open": len(self.flows.conns)},
+            "records": s.records,
+            "entries": s.entries,
+            "frames_recorded": s.frames_recorded,
+            "frames_not_recorded": {
+                "malformed": dict(self.decoder.malformed),
+                "not_tcp_udp": dict(self.decoder.skipped),
+                "fragments_incomplete": frag["frames_dropped"],
+            },
+            "snapped_frames": self.decoder.snapped,
+            "fragments": dict(frag),
+            "reassembly": dict(self.flows.counts),
+            "gaps": s.gaps,
+            "gap_bytes": s.gap_bytes,
+            "caps": dict(s.caps)
+            | {k: v for k, v in self.flows.counts.items() if k.startswith("cap_")},
+            "dissect_errors": dict(s.dissect_errors),
+            "oversize_records": s.oversize_records,
+            "names": len(self.names),
+        }
+
+    # -- flow table listener ---------------------------------------------------------------
+
+    def on_open(self, conn: Conn) -> None:
+        conn.ctx = _Stream(conn.first_ts)
+        if conn.proto == 6:
+            self.stats.tcp_streams += 1
+        else:
+            self.stats.udp_streams += 1
+
+    def on_swap(self, conn: Conn) -> None:
+        st: _Stream = conn.ctx
+        st.pkts.reverse()
+        st.wire.reverse()
+
+    def on_data(self, conn: Conn, direction: int, data: bytes, ts_ns: int) -> None:
+        st: _Stream = conn.ctx
+        st.sizes[direction] += len(data)
+        if direction:
+            if st.resp_ts is None and st.req_ts is not None:
+                st.resp_ts = ts_ns
+        elif st.req_ts is None:
+            st.req_ts = ts_ns
+        if not st.selected:
+            st.selected = True
+            try:
+                st.dissector = dissect.select_dissector(
+                    conn.layer4, _direction(direction), data, conn.cport, conn.sport
+                )
+            except Exception:  # a bug in detection must not stop the sensor
+                self.stats.dissect_errors["select"] += 1
+        dis = st.dissector
+        if dis is not None:
+            try:
+                dis.feed(_direction(direction), data, ts_ns)
+            except Exception as exc:
+                self._dissect_failed(conn, st, exc)
+                return
+            self._drain(conn, st)
+
+    def on_gap(self, conn: Conn, direction: int, offset: int, length: int, ts_ns: int) -> None:
+        st: _Stream = conn.ctx
+        st.gaps.append(Gap(direction=_DIRS[direction], offset=offset, length=length, ts_ns=ts_ns))
+        st.est += 120
+        self.stats.gaps += 1
+        self.stats.gap_bytes += length
+        dis = st.dissector
+        if dis is not None:
+            try:
+                dis.gap(_direction(direction), length, ts_ns)
+            except Exception as exc:
+                self._dissect_failed(conn, st, exc)
+                return
+            self._drain(conn, st)
+
+    def on_close(self, conn: Conn, reason: str, ts_ns: int) -> None:
+        st: _Stream = conn.ctx
+        dis = st.dissector
+        if dis is not None:
+            try:
+                dis.end(ts_ns)
+            except Exception as exc:
+                self._dissect_failed(conn, st, exc)
+            else:
+                self._drain(conn, st)
+        self._emit(conn, closed=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _endpoints(self, conn: Conn, st: _Stream) -> Endpoints:
+        if st.ends is None:
+            src = (conn.client_ip, conn.cport)
+            dst = (conn.server_ip, conn.sport)
+            sid = make_stream_id(self.node.name, conn.layer4, src, dst, conn.vlan, conn.first_ts)
+            st.ends = Endpoints(sid, self.node, conn.layer4, src, dst)
+        return st.ends
+
+    def _names(self, ends: Endpoints) -> tuple[str, str]:
+        return self.names.name(ends.src_ip), self.names.name(ends.dst_ip)
+
+    def _drain(self, conn: Conn, st: _Stream) -> None:
+        dis = st.dissector
+        while dis is not None:
+            try:
+                item = dis.next_item()
+            except Exception as exc:
+                self._dissect_failed(conn, st, exc)
+                return
+            if item is None:
+                return
+            self._add_item(conn, st, item)
+
+    def _add_item(self, conn: Conn, st: _Stream, item: Item) -> None:
+        ends = self._endpoints(conn, st)
+        if item.protocol.name == "dns":
+            self.names.learn(item.request, item.response)
+        entry = item_entry(ends, st.index, item, self._names(ends))
+        self._add_entry(st, entry)
+        st.items_made += 1
+
+    def _add_entry(self, st: _Stream, entry: dict[str, Any]) -> None:
+        st.index += 1
+        st.entries.append(entry)
+        size = len(orjson.dumps(entry))
+        st.est += size
+        self._held += size
+        self.stats.entries += 1
+
+    def _dissect_failed(self, conn: Conn, st: _Stream, exc: Exception) -> None:
+        name = getattr(st.dissector, "name", "") or type(st.dissector).__name__
+        kind = "" if isinstance(exc, DissectError) else " (bug)"
+        self.stats.dissect_errors[f"{name}{kind}"] += 1
+        st.dissector = None  # bare from here on; items already made are kept
+
+    def _emit(self, conn: Conn, closed: bool) -> None:
+        """Publish the stream's current segment as a record and start the next one."""
+        st: _Stream = conn.ctx
+        ends = self._endpoints(conn, st)
+        bare = st.dissector is None or (closed and st.items_made == 0)
+        if bare and (st.frames or st.sizes[0] or st.sizes[1] or not st.entries):
+            ts = st.first_ts if st.frames else conn.first_ts
+            entry = bare_entry(
+                ends,
+                st.index,
+                self._names(ends),
+                ts,
+                st.sizes[0],
+                st.sizes[1],
+                st.req_ts,
+                st.resp_ts,
+            )
+            self._add_entry(st, entry)
+        record = build_record(
+            ends,
+            conn.vlan,
+            st.segment,
+            closed,
+            st.first_ts,
+            st.last_ts,
+            (st.pkts[0], st.pkts[1]),
+            (st.wire[0], st.wire[1]),
+            st.gaps,
+            st.entries,
+            st.frames,
+        )
+        stats = self.stats
+        stats.records += 1
+        stats.frames_recorded += len(st.frames)
+        if st.est > self.config.max_record_bytes:
+            stats.oversize_records += 1
+        self._held -= st.est - RECORD_OVERHEAD
+        self._out.append(record)
+        st.segment += 1
+        st._new_segment(st.last_ts)
+
+    def _sweep(self, now: int) -> None:
+        """Periodic work on packet time: idle/closed streams, stale fragments, old segments."""
+        self._next_sweep = now + self.config.sweep_interval_ns
+        self.flows.expire(now)
+        self.decoder.fragments.expire(now)
+        oldest = now - self.config.segment_max_age_ns
+        for conn in list(self.flows.conns.values()):
+            st: _Stream = conn.ctx
+            if st.frames and st.seg_start < oldest:
+                self._emit(conn, closed=False)
+
+    def _shed(self) -> None:
+        """Held bytes over the cap: publish the biggest unfinished segments early."""
+        self.stats.caps["held_bytes"] += 1
+        target = self.config.max_held_bytes // 2
+        conns = sorted(self.flows.conns.values(), key=lambda c: c.ctx.est, reverse=True)
+        for conn in conns:
+            if self._held <= target:
+                break
+            if conn.ctx.frames:
+                self._emit(conn, closed=False)
+
+
+_DIR_ENUM = (Direction.CLIENT, Direction.SERVER)
+
+
+def _direction(d: int) -> Direction:
+    return _DIR_ENUM[d]

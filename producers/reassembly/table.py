@@ -1,0 +1,216 @@
+"""The flow table: packets in, per-stream ordered bytes, gaps and stream ends out (to a listener).
+
+Streams are keyed by protocol, VLAN tags and the two endpoints, so the same 5-tuple on two
+VLANs is two streams (tshark merges them). A TCP stream ends on FIN from both sides or RST,
+after a short *linger* so the last ACKs land in the same stream; a new SYN on a closing stream
+(port reuse) ends it at once and starts a new one. Idle streams end after a timeout measured in
+*packet* time (never the wall clock), checked whenever ``expire(now)`` is called.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from producers.decode import TCP, Packet
+from producers.reassembly.conn import Conn
+from producers.reassembly.half import Budget, HalfStream
+from producers.reassembly.roles import looks_like_request, looks_like_response, sender_is_client
+
+__all__ = ["FlowListener", "FlowTable", "ReassemblyConfig"]
+
+_FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
+_MASK = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class ReassemblyConfig:
+    """Timeouts (ns of packet time) and memory caps of the flow table."""
+
+    tcp_idle_ns: int = 300_000_000_000
+    udp_idle_ns: int = 60_000_000_000
+    close_linger_ns: int = 2_000_000_000
+    max_streams: int = 100_000
+    stream_buffer_bytes: int = 4 * 1024 * 1024  # out-of-order bytes parked per direction
+    stream_buffer_segments: int = 2048
+    total_buffer_bytes: int = 256 * 1024 * 1024  # out-of-order bytes parked by all streams
+
+
+class FlowListener(Protocol):
+    """What the table tells its owner. Calls for one stream come in stream order."""
+
+    def on_open(self, conn: Conn) -> None: ...
+
+    def on_swap(self, conn: Conn) -> None: ...
+
+    def on_data(self, conn: Conn, direction: int, data: bytes, ts_ns: int) -> None: ...
+
+    def on_gap(self, conn: Conn, direction: int, offset: int, length: int, ts_ns: int) -> None: ...
+
+    def on_close(self, conn: Conn, reason: str, ts_ns: int) -> None: ...
+
+
+class FlowTable:
+    """Track TCP and UDP streams. ``counts`` has the reassembly counters (out_of_order,
+    retransmitted, overlapping, conflicts, cap_*, port_reuse, evicted, ...)."""
+
+    def __init__(self, listener: FlowListener, config: ReassemblyConfig | None = None) -> None:
+        self.config = cfg = config or ReassemblyConfig()
+        self.listener = listener
+        self.conns: dict[tuple[Any, ...], Conn] = {}
+        self.counts: Counter[str] = Counter()
+        self.budget = Budget(cfg.total_buffer_bytes)
+        self._half_args = (
+            listener,
+            self.counts,
+            self.budget,
+            cfg.stream_buffer_bytes,
+            cfg.stream_buffer_segments,
+        )
+
+    def packet(self, pkt: Packet) -> Conn:
+        """Account one packet to its stream (opening one if needed); returns the stream, with
+        ``last_dir`` set to the packet's direction."""
+        src = pkt.src
+        sport = pkt.sport
+        dst = pkt.dst
+        dport = pkt.dport
+        if src < dst or (src == dst and sport <= dport):
+            key = (pkt.proto, pkt.vlan, src, sport, dst, dport)
+        else:
+            key = (pkt.proto, pkt.vlan, dst, dport, src, sport)
+        conn = self.conns.get(key)
+        ts = pkt.ts_ns
+        if pkt.proto != TCP:
+            if conn is None:
+                conn = self._open(key, pkt, sender_is_client(sport, dport, udp=True))
+            if ts > conn.last_ts:
+                conn.last_ts = ts
+            conn.last_dir = d = 0 if (sport == conn.cport and src == conn.cip) else 1
+            if pkt.payload:
+                conn.data_seen = True
+                self.listener.on_data(conn, d, pkt.payload, ts)
+            return conn
+
+        flags = pkt.flags
+        syn = flags & _SYN
+        if conn is None:
+            if syn:
+                client = not (flags & _ACK)
+            elif pkt.payload and looks_like_request(pkt.payload):
+                client = True
+            elif pkt.payload and looks_like_response(pkt.payload):
+                client = False
+            else:
+                client = sender_is_client(sport, dport)
+            conn = self._open(key, pkt, client)
+        elif syn and conn.closing and not (flags & _ACK):
+            d = 0 if (sport == conn.cport and src == conn.cip) else 1
+            halves = conn.halves
+            assert halves is not None
+            if halves[d].isn != pkt.seq:
+                self.counts["port_reuse"] += 1
+                self.close(conn, conn.closing, ts)
+                conn = self._open(key, pkt, True)
+        if ts > conn.last_ts:
+            conn.last_ts = ts
+        conn.last_dir = d = 0 if (sport == conn.cport and src == conn.cip) else 1
+        halves = conn.halves
+        assert halves is not None
+        payload = pkt.payload
+        if syn:
+            if not conn.data_seen and (d == 0) == bool(flags & _ACK):
+                halves = self._swap(conn)  # a SYN-ACK from the "client" or SYN from "server"
+                d = conn.last_dir
+            conn.syn_seen = True
+            half = halves[d]
+            half.syn(pkt.seq)
+            if payload:  # TCP Fast Open: data rides on the SYN
+                conn.data_seen = True
+                half.segment((pkt.seq + 1) & _MASK, payload, ts)
+        else:
+            half = halves[d]
+            if payload:
+                if not conn.data_seen:
+                    conn.data_seen = True
+                    if not conn.syn_seen and (
+                        (d == 1 and looks_like_request(payload))
+                        or (d == 0 and looks_like_response(payload))
+                    ):
+                        halves = self._swap(conn)
+                        d = conn.last_dir
+                        half = halves[d]
+                half.segment(pkt.seq, payload, ts)
+            elif not half.started:
+                half.start(pkt.seq)
+        if flags & _ACK:
+            other = halves[d ^ 1]
+            if other.pending:
+                other.acked(pkt.ack, ts)
+        if flags & (_FIN | _RST):
+            if flags & _RST:
+                conn.closing = "rst"
+            else:
+                half.fin = True
+                if halves[d ^ 1].fin:
+                    conn.closing = conn.closing or "fin"
+        return conn
+
+    def expire(self, now_ns: int) -> int:
+        """End streams that are idle, or closed and done lingering; returns how many ended."""
+        cfg = self.config
+        linger_before = now_ns - cfg.close_linger_ns
+        tcp_before = now_ns - cfg.tcp_idle_ns
+        udp_before = now_ns - cfg.udp_idle_ns
+        ended = []
+        for conn in self.conns.values():
+            last = conn.last_ts
+            if conn.proto == TCP:
+                if (conn.closing and last < linger_before) or last < tcp_before:
+                    ended.append(conn)
+            elif last < udp_before:
+                ended.append(conn)
+        for conn in ended:
+            self.close(conn, conn.closing or "idle", now_ns)
+        return len(ended)
+
+    def flush(self, reason: str = "end") -> None:
+        """End every stream (end of capture)."""
+        for conn in list(self.conns.values()):
+            self.close(conn, conn.closing or reason, conn.last_ts)
+
+    def close(self, conn: Conn, reason: str, ts_ns: int) -> None:
+        """End one stream: holes still open become gaps, parked bytes are delivered."""
+        if self.conns.get(conn.key) is conn:
+            del self.conns[conn.key]
+        if conn.halves is not None:
+            for half in conn.halves:
+                half.flush(ts_ns)
+        self.listener.on_close(conn, reason, ts_ns)
+
+    def _open(self, key: tuple[Any, ...], pkt: Packet, sender_is_client: bool) -> Conn:
+        if len(self.conns) >= self.config.max_streams:
+            self._evict()
+        ends = ((pkt.src, pkt.sport), (pkt.dst, pkt.dport))
+        client, server = ends if sender_is_client else ends[::-1]
+        conn = Conn(key, pkt.proto, pkt.vlan, client, server, pkt.ts_ns)
+        if pkt.proto == TCP:
+            conn.make_halves(*self._half_args)
+        self.conns[key] = conn
+        self.listener.on_open(conn)
+        return conn
+
+    def _swap(self, conn: Conn) -> tuple[HalfStream, HalfStream]:
+        conn.swap_roles()
+        self.listener.on_swap(conn)
+        assert conn.halves is not None
+        return conn.halves
+
+    def _evict(self) -> None:
+        """At the stream cap: end the least recently active sixteenth of the streams."""
+        by_age = sorted(self.conns.values(), key=lambda c: c.last_ts)
+        victims = by_age[: max(1, len(by_age) // 16)]
+        self.counts["cap_max_streams"] += len(victims)
+        for conn in victims:
+            self.close(conn, "evicted", conn.last_ts)
