@@ -1,5 +1,12 @@
 """The one record schema every service, topic subscriber and the dashboard share."""
 
+from streamtap.schema.entry import (
+    BareEntry,
+    DnsEntry,
+    Entry,
+    HttpEntry,
+    entry_from_json,
+)
 from streamtap.schema.matched import (
     MATCHED_SCHEMA_VERSION,
     MatchedStream,
@@ -24,9 +31,13 @@ from streamtap.schema.record import (
 __all__ = [
     "MATCHED_SCHEMA_VERSION",
     "RECORD_SCHEMA_VERSION",
+    "BareEntry",
     "DirectionStats",
+    "DnsEntry",
     "Endpoint",
+    "Entry",
     "Gap",
+    "HttpEntry",
     "MatchedStream",
     "Node",
     "RawPacket",
@@ -37,5 +48,6 @@ __all__ = [
     "decode_record",
     "encode_matched",
     "encode_record",
+    "entry_from_json",
     "make_stream_id",
 ]
