@@ -103,24 +103,26 @@ def _requirement(node: Node) -> tuple[Requirement | None, Node | None]:
     if isinstance(node, Proto):
         return frozenset({PROTOCOL_WORDS[node.word]}), _TRUE
     if isinstance(node, Or):
-        reqs = [_requirement(i)[0] for i in node.items]
-        if any(r is None for r in reqs):
+        alternatives = [_requirement(i)[0] for i in node.items]
+        if any(r is None for r in alternatives):
             return None, None
-        return frozenset().union(*[r for r in reqs if r is not None]), None
+        return frozenset().union(*[r for r in alternatives if r is not None]), None
     if isinstance(node, And):
-        for i, item in enumerate(node.items):
-            if isinstance(item, Proto):
-                rest = node.items[:i] + node.items[i + 1 :]
-                return frozenset({PROTOCOL_WORDS[item.word]}), And(rest) if len(rest) > 1 else rest[
-                    0
-                ]
-        reqs: list[Requirement] = []
-        for item in node.items:
-            req = _requirement(item)[0]
-            if req is not None:
-                reqs.append(req)
-        return (min(reqs, key=len), None) if reqs else (None, None)
+        return _conjunction(node)
     return None, None
+
+
+def _conjunction(node: And) -> tuple[Requirement | None, Node | None]:
+    for i, item in enumerate(node.items):
+        if isinstance(item, Proto):
+            rest = node.items[:i] + node.items[i + 1 :]
+            return frozenset({PROTOCOL_WORDS[item.word]}), And(rest) if len(rest) > 1 else rest[0]
+    needs: list[Requirement] = []
+    for item in node.items:
+        req = _requirement(item)[0]
+        if req is not None:
+            needs.append(req)
+    return (min(needs, key=len), None) if needs else (None, None)
 
 
 _TRUE = And(())
