@@ -162,7 +162,6 @@ class KafkaBroker:
         return [
             java_binary(),
             f"-Xmx{heap}",
-            f"-Xms{heap}",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",

@@ -106,8 +106,18 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self._wait_exec(proc)
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
+
+    def _wait_exec(self, proc: subprocess.Popen[bytes]) -> None:
+        # Right after spawning, /proc/<pid>/cmdline can still be empty; until it shows the
+        # marker, pid() would report the new server as not running.
+        deadline = time.monotonic() + 10.0
+        while proc.poll() is None and self.marker not in _cmdline(proc.pid):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
     def stop(self, grace_seconds: float = 30.0) -> bool:
         """SIGTERM, wait for a clean shutdown, then SIGKILL. True if something was stopped."""
