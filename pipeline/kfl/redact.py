@@ -27,32 +27,32 @@ def _apply(doc: Any, steps: tuple[Step, ...]) -> None:
     holders = [doc]
     prev: Step | None = None
     for step in steps[:-1]:
-        holders = [v for h in holders for _, v in _slots(h, step, prev)]
+        holders = [c[k] for h in holders for c, k in _slots(h, step, prev)]
         prev = step
     for holder in holders:
-        for key, _ in _slots(holder, steps[-1], prev):
-            holder[key] = REDACTED
+        for container, key in _slots(holder, steps[-1], prev):
+            container[key] = REDACTED
 
 
 def _slots(holder: Any, step: Step, prev: Step | None) -> list[tuple[Any, Any]]:
-    """(key, value) pairs of ``holder`` that ``step`` selects."""
+    """(container, key) pairs below ``holder`` that ``step`` selects."""
     if isinstance(step, Key):
         if type(holder) is not dict:
             return []
         if isinstance(prev, Key | Deep) and prev.name == "headers":
             folded = step.name.lower()
-            return [(k, v) for k, v in holder.items() if type(k) is str and k.lower() == folded]
-        return [(step.name, holder[step.name])] if step.name in holder else []
+            return [(holder, k) for k in holder if type(k) is str and k.lower() == folded]
+        return [(holder, step.name)] if step.name in holder else []
     if isinstance(step, Index):
         if type(holder) is list and -len(holder) <= step.index < len(holder):
-            return [(step.index, holder[step.index])]
+            return [(holder, step.index)]
         return []
     if isinstance(step, Wild):
         if type(holder) is dict:
-            return list(holder.items())
-        return list(enumerate(holder)) if type(holder) is list else []
+            return [(holder, k) for k in holder]
+        return [(holder, i) for i in range(len(holder))] if type(holder) is list else []
     if isinstance(step, Deep):
-        return [(step.name, c[step.name]) for c in _deep_holders(holder, step.name)]
+        return [(c, step.name) for c in _deep_holders(holder, step.name)]
     return []
 
 
