@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _VARIANTS = {5353: "mdns", 5355: "llmnr"}
+_NETBIOS_PORTS = frozenset((137, 138))
 
 
 def select_dissector(
@@ -46,6 +47,8 @@ def select_dissector(
     ``src_port``/``dst_port`` are the stream's client and server ports.
     """
     if layer4 == "udp":
+        if _NETBIOS_PORTS & {src_port, dst_port}:
+            return None  # NBNS/NBDS reuse the DNS header but are not DNS (tshark agrees)
         if looks_like_dns(first_payload):
             variant = _VARIANTS.get(dst_port) or _VARIANTS.get(src_port) or ""
             return DnsDissector("udp", variant, limits)
