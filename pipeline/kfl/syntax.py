@@ -68,6 +68,7 @@ PROTOCOL_WORDS: dict[str, tuple[str, str]] = {
 }
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
 
 
@@ -504,9 +505,14 @@ def unescape(body: str, fail: Any) -> str:
         if nxt in _ESCAPES and nxt:
             out.append(_ESCAPES[nxt])
             i += 2
-        elif nxt == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", body[i + 2 : i + 6]):
-            out.append(chr(int(body[i + 2 : i + 6], 16)))
+        elif nxt == "u" and _HEX4.fullmatch(body, i + 2, i + 6):
+            code = int(body[i + 2 : i + 6], 16)
             i += 6
+            low = _HEX4.fullmatch(body, i + 2, i + 6) if body.startswith("\\u", i) else None
+            if 0xD800 <= code < 0xDC00 and low and 0xDC00 <= int(low.group(), 16) < 0xE000:
+                code = 0x10000 + ((code - 0xD800) << 10) + (int(low.group(), 16) - 0xDC00)
+                i += 6  # a surrogate pair, as JSON writes characters beyond U+FFFF
+            out.append(chr(code))
         else:
             raise fail(f"unknown escape \\{nxt}", i)
     return "".join(out)
