@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit lint bench clean
+.PHONY: setup system-deps demo test test-unit lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,live]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Fresh machine -> everything: system packages (JVM, Maven, tshark; via apt-get when root),
+# the venv, then the Kafka jars from Maven Central into $STREAMTAP_HOME/kafka/lib (a no-op
+# when the pom has not changed).
+setup: system-deps $(STAMP)
 	$(BIN)/streamtap stack install
+
+system-deps:
+	@bash stack/system-deps.sh
 
 demo: setup
 	$(BIN)/streamtap stack up
