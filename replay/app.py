@@ -71,6 +71,9 @@ class EntryRow(BaseModel):
 class EntryPage(BaseModel):
     rows: list[EntryRow]
     cursor: str | None = Field(description="pass back as `cursor` for the next page; null at end")
+    last: str | None = Field(
+        description="the key of the last row (or the cursor given): poll from it for new entries"
+    )
     limited: bool = Field(description="the query's limit(n) was reached")
 
 
@@ -80,12 +83,11 @@ class Count(BaseModel):
 
 
 def _problem(exc: KFLError) -> KFLProblem:
-    text = str(exc)
     return KFLProblem(
-        message=text.splitlines()[0] if text else "invalid query",
+        message=exc.message,
         line=int(getattr(exc, "line", 1) or 1),
         column=int(getattr(exc, "column", 1) or 1),
-        caret=text,
+        caret=str(exc),
     )
 
 
@@ -120,7 +122,8 @@ def create_app(store: EntryStore, jobs: JobManager | None = None) -> FastAPI:
             page = store.page(query, cursor, size)
         except StoreError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
-        return {"rows": page.rows, "cursor": page.cursor, "limited": page.limited}
+        return {"rows": page.rows, "cursor": page.cursor, "last": page.last,
+                "limited": page.limited}  # fmt: skip
 
     @app.get("/api/count", response_model=Count, tags=["entries"])
     def count_entries(q: Q = "") -> Any:

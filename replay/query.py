@@ -7,7 +7,6 @@ keeps one meaning across the pages of one listing (the cache is small and per pr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,8 +17,6 @@ from pipeline.kfl import compile as kfl_compile
 from replay.pushdown import SqlPlan, plan
 
 __all__ = ["KFLError", "Query", "check", "compile_query"]
-
-_REDACT = re.compile(r"\bredact\s*\(")
 
 
 @dataclass(frozen=True)
@@ -38,14 +35,14 @@ class Query:
 def compile_query(text: str) -> Query:
     """Compile ``text`` (raises KFLError with line, column and caret)."""
     q = kfl_compile(text)
-    limit = getattr(q, "limit", None)
+    limit = q.limit
     return Query(
         text=text,
-        match=q,
+        match=q.predicate,
         limit=limit if isinstance(limit, int) and limit > 0 else None,
         redact=q.redact,
         plan=plan(text),
-        redacts=_REDACT.search(text) is not None,
+        redacts=bool(q.redactions),
     )
 
 

@@ -90,6 +90,8 @@ class Page:
 
     rows: list[Row]
     cursor: str | None
+    #: the key of the last row returned: where to look for entries that arrive later
+    last: str | None = None
     scanned: int = 0
     limited: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -254,7 +256,8 @@ class EntryStore:
                 last = (values[2], values[-2])
         limited = query.limit is not None and already + len(rows) >= query.limit
         next_cursor = f"{last[0]}.{last[1]}" if (more and last and not limited) else None
-        return Page(rows=rows, cursor=next_cursor, scanned=scanned, limited=limited)
+        last_key = f"{last[0]}.{last[1]}" if last else cursor
+        return Page(rows, next_cursor, last_key, scanned=scanned, limited=limited)
 
     def _count_until(self, query: Query, until: tuple[int, int]) -> int:
         n = 0
