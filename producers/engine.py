@@ -94,6 +94,7 @@ class _Stream:
         "items_made",
         "last_ts",
         "pkts",
+        "reopened",
         "req_ts",
         "resp_ts",
         "seg_start",
@@ -110,6 +111,7 @@ class _Stream:
         self.dissector: Dissector | None = None
         self.selected = False
         self.items_made = 0
+        self.reopened = False
         self._new_segment(ts)
 
     def _new_segment(self, ts: int) -> None:
@@ -252,6 +254,13 @@ class Engine:
         st.pkts.reverse()
         st.wire.reverse()
 
+    def on_reopen(self, conn: Conn) -> None:
+        """Late packets of a closed stream: more segments under its id, no new entries."""
+        st: _Stream = conn.ctx
+        st.reopened = True
+        st.selected = True
+        st.dissector = None
+
     def on_data(self, conn: Conn, direction: int, data: bytes, ts_ns: int) -> None:
         st: _Stream = conn.ctx
         st.sizes[direction] += len(data)
@@ -303,6 +312,7 @@ class Engine:
             else:
                 self._drain(conn, st)
         self._emit(conn, closed=True)
+        st.dissector = None  # ended; a reopened stream gets no new dissector
 
     # -- internals -------------------------------------------------------------------------
 
@@ -356,7 +366,7 @@ class Engine:
         st: _Stream = conn.ctx
         ends = self._endpoints(conn, st)
         bare = st.dissector is None or (closed and st.items_made == 0)
-        if bare and (st.frames or st.sizes[0] or st.sizes[1] or not st.entries):
+        if bare and not st.reopened and (st.frames or st.sizes[0] or st.sizes[1] or not st.entries):
             ts = st.first_ts if st.frames else conn.first_ts
             entry = bare_entry(
                 ends,

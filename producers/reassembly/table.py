@@ -29,8 +29,15 @@ class ReassemblyConfig:
     """Timeouts (ns of packet time) and memory caps of the flow table."""
 
     tcp_idle_ns: int = 300_000_000_000
-    udp_idle_ns: int = 60_000_000_000
+    #: 120 s, like Linux conntrack's timeout for a UDP flow that has seen replies
+    udp_idle_ns: int = 120_000_000_000
     close_linger_ns: int = 2_000_000_000
+    #: a closed stream still missing bytes waits longer for their retransmission (RTOs back off
+    #: 1, 2, 4, 8 s...) before its holes are declared gaps
+    close_linger_holes_ns: int = 30_000_000_000
+    #: a closed TCP stream's key is remembered this long (TIME_WAIT is 60 s on Linux) so that
+    #: late retransmissions and ACKs join the stream they belong to instead of a new one
+    tombstone_ns: int = 60_000_000_000
     max_streams: int = 100_000
     stream_buffer_bytes: int = 4 * 1024 * 1024  # out-of-order bytes parked per direction
     stream_buffer_segments: int = 2048
@@ -43,6 +50,8 @@ class FlowListener(Protocol):
     def on_open(self, conn: Conn) -> None: ...
 
     def on_swap(self, conn: Conn) -> None: ...
+
+    def on_reopen(self, conn: Conn) -> None: ...
 
     def on_data(self, conn: Conn, direction: int, data: bytes, ts_ns: int) -> None: ...
 
@@ -59,6 +68,7 @@ class FlowTable:
         self.config = cfg = config or ReassemblyConfig()
         self.listener = listener
         self.conns: dict[tuple[Any, ...], Conn] = {}
+        self.closed: dict[tuple[Any, ...], tuple[int, Conn]] = {}  # tombstones, oldest first
         self.counts: Counter[str] = Counter()
         self.budget = Budget(cfg.total_buffer_bytes)
         self._half_args = (
@@ -95,6 +105,8 @@ class FlowTable:
 
         flags = pkt.flags
         syn = flags & _SYN
+        if conn is None and self.closed:
+            conn = self._reopen(key, pkt)
         if conn is None:
             if syn:
                 client = not (flags & _ACK)
@@ -161,13 +173,26 @@ class FlowTable:
         """End streams that are idle, or closed and done lingering; returns how many ended."""
         cfg = self.config
         linger_before = now_ns - cfg.close_linger_ns
+        holes_before = now_ns - cfg.close_linger_holes_ns
         tcp_before = now_ns - cfg.tcp_idle_ns
         udp_before = now_ns - cfg.udp_idle_ns
         ended = []
+        closed = self.closed
+        tomb_before = now_ns - cfg.tombstone_ns
+        while closed:
+            key = next(iter(closed))
+            if closed[key][0] >= tomb_before:
+                break
+            del closed[key]
         for conn in self.conns.values():
             last = conn.last_ts
             if conn.proto == TCP:
-                if (conn.closing and last < linger_before) or last < tcp_before:
+                if conn.closing and last < linger_before:
+                    halves = conn.halves
+                    assert halves is not None
+                    if last < holes_before or not (halves[0].pending or halves[1].pending):
+                        ended.append(conn)
+                elif last < tcp_before:
                     ended.append(conn)
             elif last < udp_before:
                 ended.append(conn)
@@ -187,7 +212,32 @@ class FlowTable:
         if conn.halves is not None:
             for half in conn.halves:
                 half.flush(ts_ns)
+                half.recent.clear()
+            if conn.closing:
+                closed = self.closed
+                closed.pop(conn.key, None)
+                closed[conn.key] = (ts_ns, conn)
+                while len(closed) > self.config.max_streams:
+                    del closed[next(iter(closed))]
         self.listener.on_close(conn, reason, ts_ns)
+
+    def _reopen(self, key: tuple[Any, ...], pkt: Packet) -> Conn | None:
+        """A packet for a closed stream: late traffic of it, unless it is a fresh SYN."""
+        tomb = self.closed.get(key)
+        if tomb is None:
+            return None
+        conn = tomb[1]
+        if pkt.flags & (_SYN | _ACK) == _SYN:
+            assert conn.halves is not None
+            if conn.halves[0].isn != pkt.seq:
+                self.counts["port_reuse"] += 1
+                del self.closed[key]
+                return None
+        del self.closed[key]
+        self.counts["reopened"] += 1
+        self.conns[key] = conn
+        self.listener.on_reopen(conn)
+        return conn
 
     def _open(self, key: tuple[Any, ...], pkt: Packet, sender_is_client: bool) -> Conn:
         if len(self.conns) >= self.config.max_streams:
