@@ -1,0 +1,105 @@
+"""The worker's Faust parts: the agent over ``streams``, the rules-file timer, the control task
+and the ``/stats`` page. The logic they call lives in ``process`` and ``reload``.
+
+The agent takes events in batches (``take_events``): Faust acks a batch only after the loop body
+returns, and the body returns only after every output is acknowledged by Kafka, so committed
+offsets never run ahead of delivered output. Batching is what lets one worker wait for
+acknowledgements without waiting one round trip per record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from pipeline.control import ControlListener
+from pipeline.fetch import SegmentFetcher
+from pipeline.process import Deliverer, Incoming, SegmentProcessor
+from pipeline.topics import Topics
+
+__all__ = ["register"]
+
+log = logging.getLogger("streamtap.pipeline")
+
+
+def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
+    config = runtime.config
+    settings = config.settings
+    text = runtime.watcher.read_now() if runtime.watcher is not None else None
+    # Loaded now (a worker knows its rules before it joins the group), logged once logging is up.
+    startup = runtime.sources.start(time.time(), text)
+
+    fetcher = SegmentFetcher(
+        settings.kafka_bootstrap, settings.streams_topic, max_bytes=settings.max_message_bytes
+    )
+    control = ControlListener(
+        settings.kafka_bootstrap, settings.control_topic, runtime.apply_control
+    )
+    state: dict[str, SegmentProcessor] = {}
+
+    def processor() -> SegmentProcessor:
+        if "p" not in state:
+            state["p"] = SegmentProcessor(
+                sources=runtime.sources,
+                memory=table,
+                deliverer=Deliverer(
+                    app.producer, runtime.stats, max_in_flight=config.max_in_flight
+                ),
+                fetcher=fetcher,
+                stats=runtime.stats,
+                streams_topic=settings.streams_topic,
+                matched_topic=settings.matched_topic,
+                deadletter_topic=settings.deadletter_topic,
+                max_pending=config.max_pending,
+            )
+        return state["p"]
+
+    def highwater(tp: TP) -> int | None:
+        try:
+            return int(app.consumer.highwater(tp))
+        except Exception:
+            return None
+
+    @app.agent(topics.streams, name="match", concurrency=1)  # type: ignore[arg-type]
+    async def match(stream: faust.Stream) -> None:
+        try:
+            await asyncio.wait_for(control.ready.wait(), timeout=config.control_wait_s)
+        except TimeoutError:
+            log.warning(
+                "control topic not read within %.0fs; starting with local rules",
+                config.control_wait_s,
+            )
+        async for events in stream.take_events(config.batch_size, within=config.batch_within_s):
+            batch = [
+                Incoming(
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                    highwater(e.message.tp),
+                )
+                for e in events
+            ]
+            await processor().handle(batch)
+
+    @app.timer(config.poll_interval_s)
+    async def poll_rules() -> None:
+        runtime.poll_rules_file()
+
+    @app.task
+    async def follow_control() -> None:
+        runtime.record_reload(startup)
+        await control.run()
+
+    @app.page("/stats/")
+    async def stats_view(self: faust.web.View, request: faust.web.Request) -> Any:
+        return self.json(runtime.stats_dict())
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_fetcher(sender: Any, *args: Any, **kwargs: Any) -> None:
+        await fetcher.stop()

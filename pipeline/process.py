@@ -1,0 +1,341 @@
+"""One batch of stream records in, matched streams out, then the stream memory updated.
+
+The order inside a batch is what makes a SIGKILL at any point lose nothing:
+
+1. decide every record (``matcher.decide``), re-reading earlier segments that a match needs;
+2. send every output message and wait until Kafka has acknowledged each one (retrying a failed
+   send; a broker that is away means waiting, not dropping);
+3. only then write the stream memory (the Faust table);
+4. return, and Faust acks the batch; its commit flushes the table changelog before it commits
+   offsets.
+
+A kill before 4 replays the batch: the memory is either the old one or already updated, and
+``decide`` gives byte-identical messages either way (see ``matcher``), so the replay only adds
+identical keyed duplicates. Records that cannot be processed go to the dead-letter topic with a
+reason, in step 2, so they are not acked before they are parked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
+
+from pipeline.matcher import SourcePos, StreamMemory, decide, earlier_message
+from pipeline.reload import RuleSources
+from pipeline.rules import RuleSet
+from pipeline.stats import PipelineStats
+from streamtap.schema import RecordError, StreamRecord, decode_record, encode_matched
+
+__all__ = ["Deliverer", "Incoming", "Outgoing", "SegmentProcessor"]
+
+log = logging.getLogger("streamtap.pipeline")
+
+#: deadletter copies of values larger than this keep only the metadata
+DEADLETTER_VALUE_CAP = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One consumed ``streams`` message, detached from Faust."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    highwater: int | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes
+    value: bytes
+    #: what to dead-letter instead if Kafka refuses the message as too large
+    source: Incoming | None = None
+
+
+class Producer(Protocol):
+    """The part of Faust's producer the deliverer uses: ``send`` enqueues, its future acks."""
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+    ) -> Awaitable[Any]: ...
+
+
+class FetchesSegments(Protocol):
+    async def fetch(
+        self, positions: Sequence[SourcePos]
+    ) -> list[tuple[SourcePos, bytes | None]]: ...
+
+
+class Deliverer:
+    """Sends a batch and returns only when every message is acknowledged (or refused as too
+    large, which retrying cannot fix: those are returned for the dead-letter topic)."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        stats: PipelineStats,
+        *,
+        max_in_flight: int = 1000,
+        base_delay_s: float = 0.2,
+        max_delay_s: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._producer = producer
+        self._stats = stats
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._base = base_delay_s
+        self._max = max_delay_s
+        self._sleep = sleep
+
+    async def deliver(self, messages: Sequence[Outgoing]) -> list[tuple[Outgoing, str]]:
+        refused: list[tuple[Outgoing, str]] = []
+        results = await asyncio.gather(*(self._one(m) for m in messages))
+        for message, reason in zip(messages, results, strict=True):
+            if reason is not None:
+                refused.append((message, reason))
+        return refused
+
+    async def _one(self, message: Outgoing) -> str | None:
+        attempt = 0
+        async with self._slots:
+            while True:
+                try:
+                    future = await self._producer.send(
+                        message.topic, message.key, message.value, None, None, None
+                    )
+                    await future
+                    return None
+                except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+                    return f"too-large: {type(exc).__name__}"
+                except Exception as exc:
+                    cause = exc.__cause__ if exc.__cause__ is not None else exc
+                    if isinstance(cause, MessageSizeTooLargeError | RecordTooLargeError):
+                        return f"too-large: {type(cause).__name__}"
+                    if not isinstance(cause, KafkaError) and not _is_send_error(exc):
+                        raise
+                    delay = random.uniform(0, min(self._max, self._base * 2**attempt))
+                    if attempt % 10 == 0:
+                        log.warning(
+                            "send to %s failed (%s); retrying in %.1fs (attempt %d)",
+                            message.topic,
+                            type(cause).__name__,
+                            delay,
+                            attempt + 1,
+                        )
+                    self._stats.send_retries += 1
+                    attempt += 1
+                    await self._sleep(delay)
+
+
+def _is_send_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "ProducerSendError"
+
+
+def deadletter_value(source: Incoming, topic: str, kind: str, reason: str) -> bytes:
+    """The dead-letter record: why, where from, and the original bytes when they are small."""
+    doc: dict[str, Any] = {
+        "kind": kind,
+        "reason": reason,
+        "topic": topic,
+        "partition": source.partition,
+        "offset": source.offset,
+        "key": source.key.decode("utf-8", "replace") if source.key is not None else None,
+    }
+    if source.value is not None and len(source.value) <= DEADLETTER_VALUE_CAP:
+        doc["value_b64"] = base64.b64encode(source.value).decode("ascii")
+    return orjson.dumps(doc)
+
+
+class SegmentProcessor:
+    """The worker's logic between Faust (events, table) and Kafka (sends, re-reads)."""
+
+    def __init__(
+        self,
+        *,
+        sources: RuleSources,
+        memory: MutableMapping[bytes, Any],
+        deliverer: Deliverer,
+        fetcher: FetchesSegments,
+        stats: PipelineStats,
+        streams_topic: str,
+        matched_topic: str,
+        deadletter_topic: str,
+        max_pending: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sources = sources
+        self.memory = memory
+        self.deliverer = deliverer
+        self.fetcher = fetcher
+        self.stats = stats
+        self.streams_topic = streams_topic
+        self.matched_topic = matched_topic
+        self.deadletter_topic = deadletter_topic
+        self.max_pending = max_pending
+        self.clock = clock
+
+    async def handle(self, batch: Sequence[Incoming]) -> None:
+        stats = self.stats
+        out: list[Outgoing] = []
+        writes: dict[bytes, StreamMemory | None] = {}
+        in_batch: dict[tuple[int, int], bytes | None] = {}
+        for item in batch:
+            stats.records += 1
+            stats.record_bytes += len(item.value or b"")
+            if item.highwater is not None:
+                stats.positions[item.partition] = (item.offset + 1, item.highwater)
+            in_batch[(item.partition, item.offset)] = item.value
+            try:
+                await self._one(item, out, writes, in_batch)
+            except Exception as exc:  # a bug must park the record, not stop the worker
+                log.exception("internal error on %s/%d", self.streams_topic, item.offset)
+                self._deadletter(item, "internal", f"{type(exc).__name__}: {exc}", out)
+
+        refused = await self.deliverer.deliver(out)
+        if refused:
+            parked: list[Outgoing] = []
+            for message, reason in refused:
+                if message.source is not None:
+                    self._deadletter(message.source, "output", reason, parked)
+            if await self.deliverer.deliver(parked):
+                log.error("dead-letter topic refused %d records", len(parked))
+
+        for key, mem in writes.items():
+            if mem is None:
+                self.memory.pop(key, None)
+            else:
+                self.memory[key] = mem.to_json()
+        stats.batches += 1
+        stats.sample(self.clock())
+
+    def _memory_of(self, key: bytes, writes: dict[bytes, StreamMemory | None]) -> StreamMemory:
+        if key in writes:
+            return writes[key] or StreamMemory()
+        return StreamMemory.from_json(self.memory.get(key))
+
+    async def _one(
+        self,
+        item: Incoming,
+        out: list[Outgoing],
+        writes: dict[bytes, StreamMemory | None],
+        in_batch: dict[tuple[int, int], bytes | None],
+    ) -> None:
+        if item.value is None:
+            self._deadletter(item, "decode", "no value (tombstone)", out)
+            return
+        try:
+            record = decode_record(item.value)
+        except RecordError as exc:
+            self._deadletter(item, "decode", str(exc), out)
+            return
+        if item.key != record.key:
+            # Memory and co-partitioning rely on the key being the stream id.
+            self._deadletter(item, "key", f"message key {item.key!r} is not the stream id", out)
+            return
+        ruleset = self.sources.current  # read once: a reload takes effect between records
+        memory = self._memory_of(record.key, writes)
+        decision = decide(
+            record,
+            ruleset,
+            memory,
+            partition=item.partition,
+            offset=item.offset,
+            max_pending=self.max_pending,
+        )
+        stats = self.stats
+        if decision.message is not None:
+            names = frozenset(decision.message.rules)
+            if decision.refetch:
+                await self._earlier(record, ruleset, decision.refetch, names, out, in_batch)
+            stats.count_match(decision.matched_now)
+            value = encode_matched(decision.message)
+            out.append(Outgoing(self.matched_topic, record.key, value, item))
+            stats.published += 1
+            stats.published_bytes += len(value)
+            if decision.matched_now and not memory.rules:
+                log.debug(
+                    "stream %s matched %s at segment %d (%d earlier re-read)",
+                    record.stream_id,
+                    ",".join(sorted(decision.matched_now)),
+                    record.segment,
+                    len(decision.refetch),
+                )
+        if decision.lost_earlier:
+            stats.earlier_lost += decision.lost_earlier
+            log.warning(
+                "stream %s: %d earlier segments were not remembered (MAX_PENDING_SEGMENTS)",
+                record.stream_id,
+                decision.lost_earlier,
+            )
+        if decision.memory_changed:
+            writes[record.key] = decision.memory
+
+    async def _earlier(
+        self,
+        record: StreamRecord,
+        ruleset: RuleSet,
+        positions: Sequence[SourcePos],
+        names: frozenset[str],
+        out: list[Outgoing],
+        in_batch: dict[tuple[int, int], bytes | None],
+    ) -> None:
+        missing = [p for p in positions if (p.partition, p.offset) not in in_batch]
+        fetched = dict(await self.fetcher.fetch(missing)) if missing else {}
+        for pos in positions:
+            raw = in_batch.get((pos.partition, pos.offset)) or fetched.get(pos)
+            earlier = None
+            if raw is not None:
+                try:
+                    earlier = decode_record(raw)
+                except RecordError:
+                    earlier = None
+            if earlier is None or earlier.stream_id != record.stream_id:
+                self.stats.earlier_lost += 1
+                log.warning(
+                    "stream %s: earlier segment %d at %d@%d could not be re-read",
+                    record.stream_id,
+                    pos.segment,
+                    pos.partition,
+                    pos.offset,
+                )
+                continue
+            message = earlier_message(earlier, ruleset, names, pos.partition, pos.offset)
+            value = encode_matched(message)
+            source = Incoming(pos.partition, pos.offset, earlier.key, raw)
+            out.append(Outgoing(self.matched_topic, earlier.key, value, source))
+            self.stats.published += 1
+            self.stats.published_bytes += len(value)
+            self.stats.earlier_published += 1
+
+    def _deadletter(self, item: Incoming, kind: str, reason: str, out: list[Outgoing]) -> None:
+        self.stats.deadletter(kind)
+        self.stats.error(
+            self.clock(), f"{self.streams_topic}/{item.partition}@{item.offset}", reason
+        )
+        log.warning(
+            "dead-lettered %s/%d@%d (%s): %s",
+            self.streams_topic,
+            item.partition,
+            item.offset,
+            kind,
+            reason.splitlines()[0] if reason else "",
+        )
+        value = deadletter_value(item, self.streams_topic, kind, reason)
+        out.append(Outgoing(self.deadletter_topic, item.key or b"", value, None))
