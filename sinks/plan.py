@@ -34,6 +34,9 @@ LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
 class PlanOptions:
     default_prefix: str = "recordings"
     format: Format = "pcap"
+    #: retention for rules that leave it to "the bucket default", when the sink sets one
+    default_retention_days: int | None = None
+    default_lock_mode: LockMode = "GOVERNANCE"
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,13 @@ def plan_batch(batch: ClosedBatch, options: PlanOptions) -> list[PlannedObject]:
     planned: list[PlannedObject] = []
     for writer, (rule, items, settings_seen) in sorted(_groups(batch, options).items()):
         settings = merge_settings(settings_seen)
+        if settings.retention_days is None and options.default_retention_days is not None:
+            settings = settings.model_copy(
+                update={
+                    "retention_days": options.default_retention_days,
+                    "lock_mode": settings.lock_mode or options.default_lock_mode,
+                }
+            )
         linktypes = sorted({p.linktype for i in items for p in i.message.record.packets})
         if options.format == "pcapng" or len(linktypes) <= 1:
             planned.append(_build(writer, rule, settings, items, None, options))

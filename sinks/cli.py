@@ -1,0 +1,179 @@
+"""``streamtap sink`` and ``streamtap verify``: build clients at the edge, run, close them.
+
+No logic lives here beyond wiring: the service and the checks are in their own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from sinks.config import SinkSettings, load_sink_settings
+from sinks.s3 import MinioStore, make_sse, make_store_client
+from sinks.service import SinkService
+from sinks.spill import SpillArea
+from sinks.verify import verify_prefix
+from streamtap.kafka import make_admin, make_consumer
+from streamtap.settings import Settings, SettingsError, load_settings
+
+__all__ = ["run_sink", "sink", "verify"]
+
+log = logging.getLogger("streamtap.sink")
+
+
+def _store(settings: Settings, sink_settings: SinkSettings, bucket: str) -> MinioStore:
+    return MinioStore(
+        make_store_client(settings, sink_settings.addressing),
+        bucket,
+        part_size=sink_settings.part_size,
+        parallel_parts=sink_settings.parallel_parts,
+        sse=make_sse(sink_settings.sse, sink_settings.sse_kms_key_id),
+    )
+
+
+async def run_sink(
+    settings: Settings, sink_settings: SinkSettings, stop: asyncio.Event | None = None
+) -> SinkService:
+    """The sink's lifecycle: every client is started and stopped here, in one place."""
+    stop = stop or asyncio.Event()
+    consumer = make_consumer(settings, group_id=sink_settings.group_id)
+    admin = make_admin(settings)
+    store = _store(settings, sink_settings, settings.s3_bucket)
+    spill_dir = sink_settings.spill_dir or Path(settings.home) / "sink-spill"
+
+    async def fetch_committed(
+        partitions: list[TopicPartition],
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        found = await admin.list_consumer_group_offsets(
+            sink_settings.group_id, partitions=partitions
+        )
+        return dict(found)
+
+    service = SinkService(
+        consumer,
+        store,
+        sink_settings,
+        fetch_committed,
+        SpillArea(spill_dir, sink_settings.max_spill_bytes),
+    )
+    consumer.subscribe([settings.matched_topic], listener=service.listener)
+    await _start(consumer.start, "consumer", stop)
+    await _start(admin.start, "admin client", stop)
+    server = None
+    try:
+        if sink_settings.stats_port:
+            from sinks.stats import serve_stats
+
+            server = await serve_stats(service.stats, sink_settings.stats_port)
+        log.info(
+            "sink: %s -> s3://%s/%s (group %s)",
+            settings.matched_topic,
+            settings.s3_bucket,
+            sink_settings.prefix,
+            sink_settings.group_id,
+        )
+        await service.run(stop)
+    finally:
+        if server is not None:
+            server.close()
+        await consumer.stop()
+        await admin.close()
+    return service
+
+
+async def _start(start: object, name: str, stop: asyncio.Event) -> None:
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await start()  # type: ignore[operator]
+            return
+        except KafkaError as exc:
+            attempt += 1
+            log.warning("Kafka %s could not start (%s); retrying", name, exc)
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+
+
+@click.command()
+@click.option("--config", type=click.Path(dir_okay=False), help="YAML settings file.")
+def sink(config: str | None) -> None:
+    """Consume matched streams and store them as locked PCAP objects with manifests.
+
+    Settings: the shared ones (KAFKA_BOOTSTRAP, S3_ENDPOINT, S3_BUCKET, ...) plus SINK_*
+    (see docs/sink.md). Stops cleanly on SIGTERM or Ctrl-C, after storing what it holds.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = load_settings(config)
+        sink_settings = load_sink_settings()
+        make_sse(sink_settings.sse, sink_settings.sse_kms_key_id)
+    except (SettingsError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_sink(settings, sink_settings, stop)
+
+    asyncio.run(main())
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise click.BadParameter(f"expected s3://bucket[/prefix], got {url!r}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+@click.command()
+@click.argument("url")
+@click.option("--config", type=click.Path(dir_okay=False), help="YAML settings file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(url: str, config: str | None, as_json: bool) -> None:
+    """Re-hash every object under s3://BUCKET/PREFIX, walk the manifest chains and check locks.
+
+    Exits 1 when anything is missing, altered, unlocked, orphaned or out of chain.
+    """
+    bucket, prefix = parse_s3_url(url)
+    try:
+        settings = load_settings(config)
+        sink_settings = load_sink_settings()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    store = _store(settings, sink_settings, bucket)
+    report = verify_prefix(store, prefix, datetime.now(UTC))
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                {
+                    "ok": report.ok,
+                    "objects": report.objects,
+                    "manifests": report.manifests,
+                    "chains": report.chains,
+                    "bytes_hashed": report.bytes_hashed,
+                    "problems": [p.__dict__ for p in report.problems],
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
+    else:
+        for problem in report.problems:
+            click.echo(str(problem))
+        verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+        click.echo(
+            f"{verdict}: {report.objects} objects, {report.manifests} manifests, "
+            f"{report.chains} chains, {report.bytes_hashed} bytes re-hashed under {url}"
+        )
+    sys.exit(0 if report.ok else 1)

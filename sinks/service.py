@@ -1,0 +1,368 @@
+"""The sink service: ``matched-streams`` in, PCAP objects and manifests out, nothing lost.
+
+The loop is: consume -> batch per partition -> on close, record the close in the commit
+metadata -> plan objects -> hand them to an upload worker -> after every object *and* manifest
+of a batch is stored, commit ``last offset + 1``. Each partition always goes to the same upload
+worker, so its batches are stored and committed in order.
+
+Offsets and the commit metadata (``{"closes": [...]}``, the last offsets of batches closed but
+not yet stored) are the sink's only state. A sink that dies at any point restarts from the
+committed offset, closes batches where the metadata says, and so rebuilds the same objects
+under the same keys; the writer finds what is already stored and skips it.
+
+While S3 is down, uploads retry forever with capped, jittered backoff. Closed batches wait in
+memory up to ``SINK_MAX_PENDING_BYTES``, then on disk up to ``SINK_MAX_SPILL_BYTES``; past
+that (or past ``SINK_MAX_PENDING_BATCHES`` for a partition) consumption pauses until uploads
+catch up. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from sinks.batch import BatchLimits, ClosedBatch, Consumed, PartitionBatcher
+from sinks.config import SinkSettings
+from sinks.errors import ObjectConflictError
+from sinks.plan import PlannedObject, PlanOptions, plan_batch
+from sinks.spill import SpillArea
+from sinks.stats import SinkStats
+from sinks.store import ObjectStore
+from sinks.writer import BatchWriter
+from streamtap.schema import RecordError, decode_matched
+
+__all__ = ["CommittedFetcher", "SinkService", "decode_closes", "encode_closes"]
+
+log = logging.getLogger("streamtap.sink")
+
+CommittedFetcher = Callable[
+    [list[TopicPartition]], Awaitable[dict[TopicPartition, OffsetAndMetadata]]
+]
+
+
+def encode_closes(closes: list[int]) -> str:
+    return orjson.dumps({"v": 1, "closes": closes}).decode()
+
+
+def decode_closes(metadata: str | None) -> list[int]:
+    """Planned closes from commit metadata; anything unreadable means none."""
+    if not metadata:
+        return []
+    try:
+        data = orjson.loads(metadata)
+    except orjson.JSONDecodeError:
+        return []
+    closes = data.get("closes") if isinstance(data, dict) else None
+    if not isinstance(closes, list) or not all(isinstance(c, int) for c in closes):
+        return []
+    return sorted(closes)
+
+
+@dataclass
+class _Partition:
+    batcher: PartitionBatcher
+    base: int  # the offset a restart re-reads from: what is committed
+    closes: list[int]
+    generation: int
+    commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class _Job:
+    tp: TopicPartition
+    generation: int
+    last_offset: int
+    objects: list[PlannedObject]
+    memory_bytes: int
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, service: SinkService) -> None:
+        self._service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._service.revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+class SinkService:
+    """One sink process; clients are built and closed by the caller (see ``sinks.cli``)."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        store: ObjectStore,
+        settings: SinkSettings,
+        fetch_committed: CommittedFetcher,
+        spill: SpillArea,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.consumer = consumer
+        self.store = store
+        self.settings = settings
+        self.fetch_committed = fetch_committed
+        self.spill = spill
+        self.clock = clock
+        self.stats = SinkStats()
+        self.listener = _Listener(self)
+        self._writer = BatchWriter(store)
+        self._limits = BatchLimits(
+            max_bytes=settings.max_batch_bytes,
+            max_age_ms=int(settings.max_batch_age_s * 1000),
+            max_messages=settings.max_batch_messages,
+        )
+        self._plan = PlanOptions(
+            default_prefix=settings.prefix,
+            format=settings.format,
+            default_retention_days=settings.default_retention_days,
+            default_lock_mode=settings.default_lock_mode,
+        )
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._generations = itertools.count(1)
+        self._queues: list[asyncio.Queue[_Job]] = [
+            asyncio.Queue() for _ in range(settings.upload_workers)
+        ]
+        self._fatal: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+
+    # --- ownership -----------------------------------------------------------------------
+
+    def revoke(self, partitions: set[TopicPartition]) -> None:
+        """Forget partitions moved away: their uncommitted batches are the new owner's now."""
+        for tp in partitions:
+            self._parts.pop(tp, None)
+        self._writer.forget({tp.partition for tp in partitions})
+
+    async def _partition(self, tp: TopicPartition, first_offset: int) -> _Partition:
+        state = self._parts.get(tp)
+        if state is not None:
+            return state
+        committed = await self._retry_kafka(lambda: self.fetch_committed([tp]), "read offsets")
+        found = committed.get(tp)
+        closes: list[int] = []
+        base = first_offset
+        if found is not None and found.offset >= 0:
+            base = found.offset
+            closes = [c for c in decode_closes(found.metadata) if c >= base]
+        if closes:
+            log.info("partition %s: rebuilding batches closed at %s", tp.partition, closes)
+        state = _Partition(
+            batcher=PartitionBatcher(tp.partition, self._limits, list(closes)),
+            base=base,
+            closes=list(closes),
+            generation=next(self._generations),
+        )
+        self._parts[tp] = state
+        return state
+
+    # --- main loop -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then close open batches and wait for their upload."""
+        self._stop = stop
+        self.spill.reset()
+        workers = [asyncio.create_task(self._upload_worker(q)) for q in self._queues]
+        reporter = asyncio.create_task(self._report())
+        try:
+            while not stop.is_set() and self._fatal is None:
+                self._apply_backpressure()
+                records = await self.consumer.getmany(timeout_ms=500, max_records=1000)
+                for tp, messages in records.items():
+                    if messages:
+                        await self._take(tp, messages)
+                now_ms = int(self.clock() * 1000)
+                for tp, state in list(self._parts.items()):
+                    batch = state.batcher.due(now_ms)
+                    if batch is not None:
+                        await self._close(tp, state, batch)
+            if self._fatal is None:
+                for tp, state in list(self._parts.items()):
+                    batch = state.batcher.flush()
+                    if batch is not None:
+                        await self._close(tp, state, batch)
+                drained = asyncio.gather(*(q.join() for q in self._queues))
+                try:
+                    await asyncio.wait_for(drained, self.settings.shutdown_timeout_s)
+                except TimeoutError:
+                    log.warning("shutdown: uploads still pending; Kafka will replay them")
+        finally:
+            for task in [*workers, reporter]:
+                task.cancel()
+            await asyncio.gather(*workers, reporter, return_exceptions=True)
+            log.info("sink stopped: %s", self.stats.line())
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _take(self, tp: TopicPartition, messages: list[Any]) -> None:
+        state = await self._partition(tp, messages[0].offset)
+        for record in messages:
+            if self._parts.get(tp) is not state:
+                return  # revoked while we were committing an intent
+            if record.offset < state.base:
+                continue
+            try:
+                message = decode_matched(record.value or b"")
+            except RecordError as exc:
+                self.stats.bad_messages += 1
+                log.error("partition %s offset %s: skipped: %s", tp.partition, record.offset, exc)
+                continue
+            self.stats.messages += 1
+            item = Consumed(
+                tp.partition, record.offset, record.timestamp, len(record.value or b""), message
+            )
+            for batch in state.batcher.add(item):
+                await self._close(tp, state, batch)
+
+    def _apply_backpressure(self) -> None:
+        assigned = self.consumer.assignment()
+        full = self.stats.pending_bytes > self.settings.max_pending_bytes and not self.spill.fits(1)
+        paused = set(self.consumer.paused())
+        for tp in assigned:
+            state = self._parts.get(tp)
+            too_many = state is not None and len(state.closes) >= self.settings.max_pending_batches
+            want = full or too_many
+            if want and tp not in paused:
+                self.consumer.pause(tp)
+            elif not want and tp in paused:
+                self.consumer.resume(tp)
+        self.stats.paused = bool(self.consumer.paused())
+
+    # --- closing and uploading -----------------------------------------------------------
+
+    async def _close(self, tp: TopicPartition, state: _Partition, batch: ClosedBatch) -> None:
+        if batch.last_offset not in state.closes:
+            state.closes.append(batch.last_offset)
+            if not await self._commit(tp, state):
+                return  # partition lost before the close was recorded: the new owner redoes it
+        objects = await asyncio.to_thread(plan_batch, batch, self._plan)
+        size = sum(o.size for o in objects)
+        in_memory = size
+        if self.stats.pending_bytes + size > self.settings.max_pending_bytes and self.spill.fits(
+            size
+        ):
+            objects = await asyncio.to_thread(lambda: [self.spill.spill(o) for o in objects])
+            in_memory = 0
+            self.stats.spilled_bytes = self.spill.used
+        self.stats.pending_bytes += in_memory
+        self.stats.pending_batches += 1
+        self.stats.batches += 1
+        job = _Job(tp, state.generation, batch.last_offset, objects, in_memory)
+        await self._queues[tp.partition % len(self._queues)].put(job)
+
+    async def _upload_worker(self, queue: asyncio.Queue[_Job]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                await self._upload(job)
+            except ObjectConflictError as exc:
+                self.stats.conflicts += 1
+                log.error("refusing to overwrite: %s; stopping the sink", exc)
+                self._fatal = exc
+                if self._stop is not None:
+                    self._stop.set()
+            except Exception as exc:  # a bug: stop loudly rather than skip a batch
+                log.exception("upload worker failed")
+                self._fatal = exc
+                if self._stop is not None:
+                    self._stop.set()
+            finally:
+                queue.task_done()
+
+    async def _upload(self, job: _Job) -> None:
+        began = time.monotonic()
+        for obj in job.objects:
+            attempt = 0
+            while True:
+                try:
+                    outcome = await asyncio.to_thread(self._writer.write, obj)
+                    break
+                except ObjectConflictError:
+                    raise
+                except Exception as exc:  # S3 down, timeouts, 5xx: wait and try again
+                    delay = self._delay(attempt)
+                    self.stats.retries += 1
+                    if attempt % 10 == 0:
+                        log.warning(
+                            "upload of %s failed (%s: %s); retrying in %.1fs (attempt %d)",
+                            obj.key,
+                            type(exc).__name__,
+                            exc,
+                            delay,
+                            attempt + 1,
+                        )
+                    attempt += 1
+                    await asyncio.sleep(delay)
+            self.stats.objects += 1
+            self.stats.objects_already_stored += int(outcome.already_stored)
+            self.stats.bytes_uploaded += outcome.bytes_written
+            self.spill.release(obj)
+        self.stats.spilled_bytes = self.spill.used
+        self.stats.pending_bytes -= job.memory_bytes
+        self.stats.pending_batches -= 1
+        self.stats.upload_done(time.monotonic() - began)
+        state = self._parts.get(job.tp)
+        if state is None or state.generation != job.generation:
+            return  # stored, but the partition moved: its new owner commits
+        if job.last_offset in state.closes:
+            state.closes.remove(job.last_offset)
+        state.base = max(state.base, job.last_offset + 1)
+        await self._commit(job.tp, state)
+
+    async def _commit(self, tp: TopicPartition, state: _Partition) -> bool:
+        """Commit ``base`` and the pending closes; False if the partition was lost meanwhile."""
+        async with state.commit_lock:
+            attempt = 0
+            while self._parts.get(tp) is state:
+                offsets = {tp: OffsetAndMetadata(state.base, encode_closes(state.closes))}
+                try:
+                    await self.consumer.commit(offsets)
+                    return True
+                except (CommitFailedError, IllegalStateError) as exc:
+                    if tp not in self.consumer.assignment():
+                        log.info("partition %s moved before commit (%s)", tp.partition, exc)
+                        return False
+                    error: Exception = exc
+                except KafkaError as exc:
+                    error = exc
+                self.stats.commit_retries += 1
+                delay = self._delay(attempt)
+                if attempt % 10 == 0:
+                    log.warning("commit failed (%s); retrying in %.1fs", error, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+            return False
+
+    async def _retry_kafka(self, call: Callable[[], Awaitable[Any]], what: str) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except KafkaError as exc:
+                delay = self._delay(attempt)
+                log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    def _delay(self, attempt: int) -> float:
+        """Full jitter: a fleet of sinks does not retry in lockstep against a recovering S3."""
+        cap = min(self.settings.retry_max_s, self.settings.retry_base_s * 2 ** min(attempt, 20))
+        return random.uniform(self.settings.retry_base_s / 2, cap)
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.stats_interval_s)
+            log.info("sink: %s", self.stats.line())
