@@ -9,6 +9,7 @@ Env var names match Kubeshark's where Kubeshark had one (``RECORDING_KFL``, ``S3
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,13 @@ class Settings(BaseSettings):
             host, sep, port = server.strip().rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @field_validator("kafka_heap")
+    @classmethod
+    def _check_heap(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-9][0-9]*[kKmMgG]?", value):
+            raise ValueError(f"expected a JVM heap size such as 512m or 1g, got {value!r}")
         return value
 
     @field_validator("s3_endpoint")

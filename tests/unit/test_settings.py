@@ -124,3 +124,16 @@ def test_recording_kfl_blank_means_off(
 
 def test_recording_is_off_when_unset() -> None:
     assert load_settings().recording_enabled is False
+
+
+@pytest.mark.parametrize("heap", ["512m", "1g", "2G", "1048576k"])
+def test_kafka_heap_accepts_jvm_sizes(monkeypatch: pytest.MonkeyPatch, heap: str) -> None:
+    monkeypatch.setenv("KAFKA_HEAP", heap)
+    assert load_settings().kafka_heap == heap
+
+
+@pytest.mark.parametrize("heap", ["notaheap", "1 g", "-1g", "0m"])
+def test_kafka_heap_rejects_other_values(monkeypatch: pytest.MonkeyPatch, heap: str) -> None:
+    monkeypatch.setenv("KAFKA_HEAP", heap)
+    with pytest.raises(SettingsError, match=r"^KAFKA_HEAP: "):
+        load_settings()
