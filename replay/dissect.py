@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
+from producers.capture import CaptureReader
+from producers.engine import Engine
 from replay.errors import ReplayError
 from streamtap.schema import StreamRecord
 
@@ -17,14 +19,18 @@ __all__ = ["dissect_capture"]
 
 
 def dissect_capture(data: bytes, node: str) -> Iterator[StreamRecord]:
-    """Every stream record of one capture file's bytes (pcap, pcapng, gzip of either)."""
-    try:
-        from producers import Engine  # type: ignore[attr-defined]
-        from producers.capture import CaptureReader
-    except ImportError as exc:
-        raise ReplayError(f"the sensor engine is not available: {exc}") from exc
+    """Every stream record of one capture file's bytes (pcap, pcapng, gzip of either).
+
+    A damaged capture yields the records of the frames before the damage, then raises
+    ReplayError naming the byte offset, so the job counts the object as failed.
+    """
     reader = CaptureReader(io.BytesIO(data), "<object>")
-    engine = Engine(node=node)
+    engine = Engine(node)
+    feed = engine.feed
     for frame in reader:
-        yield from engine.feed(frame)
-    yield from engine.close()
+        out = feed(frame)
+        if out:
+            yield from out
+    yield from engine.flush()
+    if reader.error is not None:
+        raise ReplayError(str(reader.error))

@@ -33,14 +33,16 @@ class JobSpec(BaseModel):
     """What to replay and where the records go."""
 
     source: str = Field(description="s3://bucket/prefix, a local capture file, or a folder")
-    since: datetime | None = Field(None, description="skip traffic before this time")
-    until: datetime | None = Field(None, description="skip traffic after this time")
-    rule: str | None = Field(None, description="only objects recorded by this rule")
-    kfl: str = Field("", description="keep only streams with an entry matching this query")
-    to_topic: str | None = Field(None, description="Kafka topic; default replay.<job-id>")
-    rate: float = Field(0.0, ge=0, description="speed vs capture time (1 = real time, 0 = max)")
-    parallel: int = Field(4, ge=1, le=64, description="objects downloaded at once")
-    to_store: bool = Field(False, description="write into the local store instead of Kafka")
+    since: datetime | None = Field(default=None, description="skip traffic before this time")
+    until: datetime | None = Field(default=None, description="skip traffic after this time")
+    rule: str | None = Field(default=None, description="only objects recorded by this rule")
+    kfl: str = Field(default="", description="keep only streams with an entry matching this query")
+    to_topic: str | None = Field(default=None, description="Kafka topic; default replay.<job-id>")
+    rate: float = Field(
+        default=0.0, ge=0, description="speed vs capture time (1 = real time, 0 = max)"
+    )
+    parallel: int = Field(default=4, ge=1, le=64, description="objects downloaded at once")
+    to_store: bool = Field(default=False, description="write into the local store instead of Kafka")
 
     def since_ns(self) -> int | None:
         return int(self.since.timestamp() * 1e9) if self.since else None
@@ -72,16 +74,38 @@ class Job:
     entries: int = 0
     records_out: int = 0
     error: str | None = None
+    pid: int | None = None
     done_keys: list[str] = field(default_factory=list)
 
     @property
     def spec_model(self) -> JobSpec:
         return JobSpec.model_validate(self.spec)
 
+    @property
+    def alive(self) -> bool:
+        """Whether a job marked running still has a process behind it (not killed mid-run)."""
+        if self.state not in ("queued", "running") or self.pid is None:
+            return self.state in ("queued", "running")
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    @property
+    def shown_state(self) -> str:
+        """``interrupted`` for a job whose process died while running (resume it)."""
+        return (
+            self.state if self.alive or self.state not in ("queued", "running") else "interrupted"
+        )
+
     def public(self) -> dict[str, Any]:
         """The job as the API shows it (without the long list of finished keys)."""
         out = asdict(self)
         out.pop("done_keys")
+        out["state"] = self.shown_state
         elapsed = (self.finished or time.time()) - self.started if self.started else 0.0
         out["elapsed_s"] = round(elapsed, 3)
         out["mb_per_s"] = round(self.bytes_done / elapsed / 1e6, 2) if elapsed > 0 else 0.0
@@ -122,6 +146,16 @@ class JobStore:
         except orjson.JSONDecodeError as exc:
             raise ReplayError(f"{path}: damaged job file: {exc}") from exc
         return Job(**data)
+
+    def request_cancel(self, job_id: str) -> None:
+        """Ask a job running in another process to stop (it checks between objects)."""
+        self.path(job_id).with_suffix(".cancel").touch()
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return self.path(job_id).with_suffix(".cancel").exists()
+
+    def clear_cancel(self, job_id: str) -> None:
+        self.path(job_id).with_suffix(".cancel").unlink(missing_ok=True)
 
     def list(self) -> list[Job]:
         jobs = []
@@ -184,6 +218,8 @@ class JobManager:
         event = self._cancel.get(job_id)
         if event is not None:
             event.set()
+        elif job.alive:
+            self.store.request_cancel(job_id)
         return job
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job | None:

@@ -10,6 +10,7 @@ memory stays bounded by ``parallel`` objects whatever the size of the bucket.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -122,6 +123,8 @@ async def run_job(
     job.state = "running"
     job.started = job.started or time.time()
     job.error = None
+    job.pid = os.getpid()
+    jobs.clear_cancel(job.id)
     jobs.save(job)
     try:
         listed = (
@@ -138,7 +141,7 @@ async def run_job(
         await _replay_objects(job, jobs, cancel, todo, sink, client, node, dissect, query,
                               progress)  # fmt: skip
         if job.state == "running":
-            job.state = "cancelled" if cancel.is_set() else "done"
+            job.state = "cancelled" if _cancelled(cancel, jobs, job) else "done"
     except ReplayError as exc:
         job.state = "failed"
         job.error = str(exc)
@@ -182,7 +185,7 @@ async def _replay_objects(
 
     fill()
     try:
-        while pending and not cancel.is_set():
+        while pending and not _cancelled(cancel, jobs, job):
             obj, task = pending.pop(0)
             try:
                 data = await task
@@ -210,7 +213,7 @@ async def _replay_objects(
                 pace_start = await _pace(kept[0].first_ts_ns, spec.rate, pace_start)
             for batch in _chunks(kept, 256):
                 await sink.write(batch)
-            job.streams_kept += len(kept)
+            job.streams_kept += sum(1 for r in kept if r.segment == 0)
             job.records_out += len(kept)
             job.objects_done += 1
             job.bytes_done += obj.size
@@ -220,11 +223,17 @@ async def _replay_objects(
                 progress(job)
             if query is not None and query.limit and matched_entries >= query.limit:
                 break
-        if cancel.is_set():
+        if _cancelled(cancel, jobs, job):
             job.state = "cancelled"
     finally:
         for _obj, task in pending:
             task.cancel()
+
+
+def _cancelled(cancel: threading.Event, jobs: JobStore, job: Job) -> bool:
+    if not cancel.is_set() and jobs.cancel_requested(job.id):
+        cancel.set()
+    return cancel.is_set()
 
 
 async def _pace(ts_ns: int, rate: float, start: tuple[float, int] | None) -> tuple[float, int]:
