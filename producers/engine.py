@@ -344,13 +344,16 @@ class Engine:
         if item.protocol.name == "dns":
             self.names.learn(item.request, item.response)
         entry = item_entry(ends, st.index, item, self._names(ends))
-        self._add_entry(st, entry)
+        size = len(orjson.dumps(entry))
+        if st.est + size > self.config.max_record_bytes and st.frames:
+            self._emit(conn, closed=False)  # the entry opens the next segment instead
+        self._add_entry(st, entry, size)
         st.items_made += 1
 
-    def _add_entry(self, st: _Stream, entry: dict[str, Any]) -> None:
+    def _add_entry(self, st: _Stream, entry: dict[str, Any], size: int = 0) -> None:
         st.index += 1
         st.entries.append(entry)
-        size = len(orjson.dumps(entry))
+        size = size or len(orjson.dumps(entry))
         st.est += size
         self._held += size
         self.stats.entries += 1

@@ -18,7 +18,8 @@ _PROTOCOLS = {
 
 #: JSON bytes a raw packet costs beyond its base64 data (keys, numbers, punctuation).
 PACKET_OVERHEAD = 80
-RECORD_OVERHEAD = 1024
+#: the record's own fields plus room for the bare entry added when a segment is published
+RECORD_OVERHEAD = 2048
 
 
 class Endpoints:

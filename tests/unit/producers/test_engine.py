@@ -1,0 +1,298 @@
+"""The engine with synthetic traffic: entries from a fake dissector, bare fallbacks, segments,
+size and memory caps, name resolution, and hostile frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import producers.dissect as dissect
+from producers.decode.synth import ACK, FIN, PSH, SYN, fragment_ipv4, tcp_frame, udp, udp_frame
+from producers.dissect import Direction, DissectError, Dissector, Item, ProtocolInfo
+from producers.engine import Engine, EngineConfig
+from producers.reassembly import ReassemblyConfig
+from streamtap.schema import Node, encode_record, make_stream_id
+
+C, S = "10.1.0.5", "10.1.9.9"
+MS = 1_000_000
+SEC = 1_000_000_000
+T0 = 1_700_000_000 * SEC
+ECHO = ProtocolInfo("echo", "ECHO", "1", "tcp")
+
+
+class EchoDissector(Dissector):
+    """Each client line is a request, the next server line its response."""
+
+    name = "echo"
+
+    def __init__(self, fail_on: bytes | None = None) -> None:
+        self.fail_on = fail_on
+        self.buf = [b"", b""]
+        self.pending: list[tuple[bytes, int]] = []
+        self.ready: list[Item] = []
+        self.gaps: list[tuple[Direction, int]] = []
+        self.ended = False
+
+    def feed(self, direction: Direction, data: bytes, ts_ns: int) -> None:
+        if self.fail_on is not None and self.fail_on in data:
+            raise DissectError("not echo")
+        self.buf[direction] += data
+        while b"\n" in self.buf[direction]:
+            line, self.buf[direction] = self.buf[direction].split(b"\n", 1)
+            if direction == Direction.CLIENT:
+                self.pending.append((line, ts_ns))
+            elif self.pending:
+                req, req_ts = self.pending.pop(0)
+                self.ready.append(
+                    Item(
+                        ECHO,
+                        req_ts,
+                        {"line": req.decode()},
+                        {"line": line.decode()},
+                        ts_ns,
+                        len(req) + 1,
+                        len(line) + 1,
+                        {"extra": 1, "stream": "not-overwritten"},
+                    )
+                )
+
+    def gap(self, direction: Direction, length: int, ts_ns: int) -> None:
+        self.gaps.append((direction, length))
+
+    def end(self, ts_ns: int) -> None:
+        self.ended = True
+        for req, req_ts in self.pending:
+            self.ready.append(Item(ECHO, req_ts, {"line": req.decode()}, None, None, len(req) + 1))
+        self.pending = []
+
+    def next_item(self) -> Item | None:
+        return self.ready.pop(0) if self.ready else None
+
+
+@pytest.fixture
+def echo(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Route every TCP stream to EchoDissector through the registry; record the calls."""
+    calls: list[tuple] = []
+
+    def select(
+        layer4: str, direction: Direction, first: bytes, sport: int, dport: int, *a: Any
+    ) -> Dissector | None:
+        calls.append((layer4, direction, first, sport, dport))
+        if layer4 != "tcp":
+            return None
+        return EchoDissector(fail_on=b"BOOM")
+
+    monkeypatch.setattr(dissect, "select_dissector", select)
+    return calls
+
+
+def conversation(
+    lines: list[tuple[bool, bytes]], t0: int = T0, cport: int = 40000, fin: bool = True
+) -> list[tuple]:
+    frames = [
+        tcp_frame(t0, C, cport, S, 7, 100, 0, SYN),
+        tcp_frame(t0 + 1 * MS, S, 7, C, cport, 900, 101, SYN | ACK),
+        tcp_frame(t0 + 2 * MS, C, cport, S, 7, 101, 901, ACK),
+    ]
+    seq = {True: 101, False: 901}
+    t = t0 + 3 * MS
+    for from_client, data in lines:
+        t += 10 * MS
+        src, sp, dst, dp = (C, cport, S, 7) if from_client else (S, 7, C, cport)
+        frames.append(
+            tcp_frame(t, src, sp, dst, dp, seq[from_client], seq[not from_client], PSH | ACK, data)
+        )
+        seq[from_client] += len(data)
+    if fin:
+        t += MS
+        frames.append(tcp_frame(t, C, cport, S, 7, seq[True], seq[False], FIN | ACK))
+        frames.append(tcp_frame(t + MS, S, 7, C, cport, seq[False], seq[True] + 1, FIN | ACK))
+        frames.append(tcp_frame(t + 2 * MS, C, cport, S, 7, seq[True] + 1, seq[False] + 1, ACK))
+    return frames
+
+
+def test_items_become_entries_with_common_fields(echo: list[tuple]) -> None:
+    frames = conversation([(True, b"hello\n"), (False, b"HELLO\n"), (True, b"bye\n")])
+    engine = Engine(Node(name="node-a", ip="192.0.2.1"))
+    records = engine.feed_all(frames)
+    assert echo == [("tcp", Direction.CLIENT, b"hello\n", 40000, 7)]
+    (record,) = records
+    sid = make_stream_id("node-a", "tcp", (C, 40000), (S, 7), (), T0)
+    assert record.stream_id == sid and record.closed and record.segment == 0
+    first, second = record.entries
+    assert first == {
+        "id": f"{sid}-0",
+        "stream": sid,
+        "index": 0,
+        "node": {"name": "node-a", "ip": "192.0.2.1"},
+        "protocol": {"name": "echo", "abbr": "ECHO", "version": "1", "layer4": "tcp"},
+        "src": {"ip": C, "port": 40000, "name": "", "namespace": "", "pod": ""},
+        "dst": {"ip": S, "port": 7, "name": "", "namespace": "", "pod": ""},
+        "timestamp": (T0 + 13 * MS) // MS,
+        "elapsedTime": 10,
+        "requestSize": 6,
+        "responseSize": 6,
+        "request": {"line": "hello"},
+        "response": {"line": "HELLO"},
+        "extra": 1,
+    }
+    # a request the stream ended on still makes an entry, without a response
+    assert second["id"] == f"{sid}-1" and "response" not in second
+    assert second["elapsedTime"] == 0
+    assert record.client.packets == 6 and record.server.packets == 3  # SYN..ACK, SYN-ACK..FIN
+    assert record.client.bytes == 10 and record.server.bytes == 6
+    assert [p.data for p in record.packets] == [f[3] for f in frames]
+
+
+def test_dissect_error_falls_back_to_bare_keeping_items(echo: list[tuple]) -> None:
+    frames = conversation([(True, b"hi\n"), (False, b"HI\n"), (True, b"BOOM\n")])
+    engine = Engine("n")
+    (record,) = engine.feed_all(frames)
+    assert [e["protocol"]["name"] for e in record.entries] == ["echo", "tcp"]
+    bare = record.entries[1]
+    assert bare["requestSize"] == 3 + 5 and bare["responseSize"] == 3
+    assert bare["protocol"] == {"name": "tcp", "abbr": "TCP", "version": "", "layer4": "tcp"}
+    assert "request" not in bare and "response" not in bare
+    assert engine.stats.dissect_errors == {"echo": 1}
+
+
+def test_dissector_bug_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Buggy(EchoDissector):
+        def feed(self, direction: Direction, data: bytes, ts_ns: int) -> None:
+            raise ZeroDivisionError
+
+    monkeypatch.setattr(dissect, "select_dissector", lambda *a, **k: Buggy())
+    engine = Engine("n")
+    (record,) = engine.feed_all(conversation([(True, b"x\n")]))
+    assert [e["protocol"]["name"] for e in record.entries] == ["tcp"]
+    assert engine.stats.dissect_errors == {"echo (bug)": 1}
+
+
+def test_unclaimed_stream_gets_one_bare_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dissect, "select_dissector", lambda *a, **k: None)
+    frames = conversation([(True, b"ssh-ish"), (False, b"banner!!")])
+    (record,) = Engine("n").feed_all(frames)
+    (entry,) = record.entries
+    assert entry["protocol"]["name"] == "tcp"
+    assert (entry["requestSize"], entry["responseSize"]) == (7, 8)
+    assert entry["elapsedTime"] == 10
+    assert entry["timestamp"] == T0 // MS
+
+
+def test_gap_reaches_the_dissector_and_the_record(echo: list[tuple]) -> None:
+    frames = conversation([(True, b"aaaa\n"), (True, b"bbbb\n"), (True, b"cccc\n")], fin=False)
+    del frames[4]  # lose the middle segment
+    ack_past = tcp_frame(T0 + SEC, S, 7, C, 40000, 901, 101 + 15, ACK)
+    engine = Engine("n")
+    records = engine.feed_all([*frames, ack_past])
+    (record,) = records
+    assert [(g.direction, g.offset, g.length) for g in record.gaps] == [("client", 5, 5)]
+    assert engine.stats.gaps == 1 and engine.stats.gap_bytes == 5
+
+
+def test_segments_by_size_keep_the_stream_id(echo: list[tuple]) -> None:
+    lines = [(i % 2 == 0, b"%05d" % i + b"x" * 1000 + b"\n") for i in range(60)]
+    frames = conversation(lines)
+    cfg = EngineConfig(max_record_bytes=16 * 1024)
+    records = Engine("n", cfg).feed_all(frames)
+    assert len(records) > 3
+    assert len({r.stream_id for r in records}) == 1
+    assert [r.segment for r in records] == list(range(len(records)))
+    assert [r.closed for r in records] == [False] * (len(records) - 1) + [True]
+    assert all(len(encode_record(r)) <= cfg.max_record_bytes for r in records)
+    assert [p.data for r in records for p in r.packets] == [f[3] for f in frames]
+    entries = [e for r in records for e in r.entries]
+    assert [e["index"] for e in entries] == list(range(30))
+
+
+def test_segments_by_age_are_published_while_the_stream_lives(echo: list[tuple]) -> None:
+    lines = [(True, b"tick\n")] * 5
+    frames = conversation(lines, fin=False)
+    # space the segments out: one a minute
+    frames = [(T0 + i * 61 * SEC, *f[1:]) for i, f in enumerate(frames)]
+    engine = Engine("n", EngineConfig(segment_max_age_ns=60 * SEC))
+    live: list[Any] = []
+    for f in frames:
+        live.extend(engine.feed(f))
+    assert live and not any(r.closed for r in live)
+    final = engine.flush()
+    assert final[-1].closed
+    assert len({r.stream_id for r in live + final}) == 1
+
+
+def test_idle_stream_closes_on_packet_time(echo: list[tuple]) -> None:
+    cfg = EngineConfig(reassembly=ReassemblyConfig(udp_idle_ns=5 * SEC))
+    engine = Engine("n", cfg)
+    assert engine.feed(udp_frame(T0, C, 40000, S, 9999, b"one")) == []
+    out = engine.feed(udp_frame(T0 + 10 * SEC, C, 40001, S, 9999, b"two"))
+    assert len(out) == 1 and out[0].closed and out[0].src.port == 40000
+    assert out[0].entries[0]["protocol"]["name"] == "udp"
+
+
+def test_held_bytes_cap_publishes_early(echo: list[tuple]) -> None:
+    cfg = EngineConfig(max_held_bytes=8 * 1024)
+    engine = Engine("n", cfg)
+    out: list[Any] = []
+    for port in range(40000, 40010):
+        for f in conversation([(True, b"y" * 1000 + b"\n")], cport=port, fin=False):
+            out.extend(engine.feed(f))
+    assert engine.stats.caps["held_bytes"] >= 1
+    assert out and not any(r.closed for r in out)
+    out.extend(engine.flush())
+    assert sum(len(r.packets) for r in out) == engine.stats.frames
+
+
+def test_dns_answers_name_later_entries() -> None:
+    engine = Engine("n")
+    ends_item = Item(
+        ProtocolInfo("dns", "DNS", "", "udp"),
+        T0,
+        {"questions": [{"name": "shop.example", "type": "A", "class": "IN"}]},
+        {
+            "answers": [
+                {"name": "shop.example", "type": "CNAME", "cname": "edge.cdn.example"},
+                {"name": "edge.cdn.example", "type": "A", "ip": S},
+            ]
+        },
+    )
+    engine.names.learn(ends_item.request, ends_item.response)
+    (record,) = engine.feed_all(conversation([(True, b"q\n")]))
+    assert record.entries[0]["dst"]["name"] == "shop.example"
+    assert record.entries[0]["src"]["name"] == ""
+
+
+def test_fragmented_datagram_frames_all_land_in_its_record() -> None:
+    body = udp(5353, 9000, b"f" * 4000)
+    frames = fragment_ipv4(T0, C, S, 17, body, 1480, ident=5)
+    engine = Engine("n")
+    (record,) = engine.feed_all(list(reversed(frames)))
+    assert sorted(p.data for p in record.packets) == sorted(f[3] for f in frames)
+    assert record.client.bytes == 4000
+
+
+def test_lone_fragment_is_counted_not_recorded() -> None:
+    frames = fragment_ipv4(T0, C, S, 17, udp(1, 2, b"z" * 3000), 1480, ident=6)
+    engine = Engine("n")
+    assert engine.feed_all(frames[1:]) == []
+    assert engine.stats_dict()["frames_not_recorded"]["fragments_incomplete"] == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=120), max_size=20), st.sampled_from([0, 1, 101, 113, 276]))
+def test_fuzz_engine_only_counts_errors(junk: list[bytes], linktype: int) -> None:
+    engine = Engine("n")
+    good = conversation([(True, b"ok\n")], fin=False)
+    frames = [*good[:2], *((T0 + i, linktype, len(j), j) for i, j in enumerate(junk)), *good[2:]]
+    records = engine.feed_all(frames)
+    stats = engine.stats_dict()
+    dropped = stats["frames_not_recorded"]
+    total = (
+        sum(dropped["malformed"].values())
+        + sum(dropped["not_tcp_udp"].values())
+        + dropped["fragments_incomplete"]
+    )
+    assert stats["frames_recorded"] + total == len(frames)
+    assert sum(len(r.packets) for r in records) == stats["frames_recorded"]
