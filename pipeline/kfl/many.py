@@ -36,10 +36,11 @@ class RuleSet:
         self._memo = PathMemo(_shared_paths(list(trees.values())))
         self._rules: list[tuple[str, Requirement | None, Pred, Pred]] = []
         for name, tree in trees.items():
-            compiler = Compiler(rules[name], now[name], self._memo)
             req, rest = _requirement(tree)
-            full = compiler.cond(tree)
-            residual = compiler.cond(rest) if rest is not None else full
+            full = Compiler(rules[name], now[name], self._memo).cond(tree)
+            residual = full
+            if rest is not None:  # its own compiler: limit()/redact() may occur in both trees
+                residual = Compiler(rules[name], now[name], self._memo).cond(rest)
             self._rules.append((name, req, full, residual))
         self._free = tuple((n, full) for n, req, full, _ in self._rules if req is None)
         self._cache: dict[tuple[Any, Any], tuple[tuple[str, Pred], ...]] = {}
