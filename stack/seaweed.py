@@ -30,6 +30,7 @@ __all__ = ["INTERNAL_SERVERS", "SeaweedServer", "mini_flags", "weed_binary"]
 
 HOST = "127.0.0.1"
 INTERNAL_SERVERS = ("master", "volume", "filer", "admin")
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 
 
 def weed_binary() -> str:
@@ -71,7 +72,11 @@ def identities_json(settings: Settings) -> str:
 
 
 def mini_flags(
-    settings: Settings, data_dir: Path, identities: Path, ports: dict[str, int]
+    settings: Settings,
+    data_dir: Path,
+    identities: Path,
+    ports: dict[str, int],
+    run_dir: Path | None = None,
 ) -> list[str]:
     """Every `weed mini` flag, always explicit: mini reloads the last run's flags from the data
     directory, so a flag left out would silently keep an old value."""
@@ -91,7 +96,16 @@ def mini_flags(
     }
     for server in INTERNAL_SERVERS:
         flags[f"{server}.port"] = str(ports[server])
+    if run_dir is not None:
+        flags.update(_socket_flags(run_dir))
     return [f"-{name}={value}" for name, value in flags.items()]
+
+
+def _socket_flags(run_dir: Path) -> dict[str, str]:
+    """Keep the filer's and S3's unix sockets in the stack home rather than /tmp, where
+    stacks on the same port would share them; a path too long for a socket keeps the default."""
+    sockets = {"filer.localSocket": run_dir / "filer.sock", "s3.localSocket": run_dir / "s3.sock"}
+    return {flag: str(path) for flag, path in sockets.items() if len(str(path)) < MAX_SOCKET_PATH}
 
 
 class SeaweedServer:
@@ -160,10 +174,14 @@ class SeaweedServer:
         self.write_config()
         busy = avoid | {self.settings.s3_port, self.settings.s3_port + GRPC_OFFSET}
         ports = self.internal_ports(frozenset(busy))
+        layout = self.layout
         flags = mini_flags(
-            self.settings, self.layout.seaweed_data, self.layout.s3_identities, ports
+            self.settings, layout.seaweed_data, layout.s3_identities, ports, layout.run_dir
         )
-        return self.process.start([weed_binary(), "mini", *flags], cwd=self.layout.seaweed_dir)
+        self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+        # -logtostderr: glog would otherwise also write weed.* files into /tmp.
+        argv = [weed_binary(), "-logtostderr=true", "mini", *flags]
+        return self.process.start(argv, cwd=self.layout.seaweed_dir)
 
     async def is_ready(self) -> bool:
         """Ready means a signed S3 request with our credentials succeeds."""

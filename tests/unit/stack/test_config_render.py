@@ -67,3 +67,21 @@ def test_identity_file_carries_the_configured_keys(tmp_path: Path) -> None:
 
     assert identities[0]["credentials"] == [{"accessKey": "AKID", "secretKey": "s3cr3t-value"}]
     assert "Admin" in identities[0]["actions"]
+
+
+def test_weed_sockets_live_in_the_run_dir(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path)
+    ports = dict.fromkeys(INTERNAL_SERVERS, 1)
+    flags = mini_flags(settings, tmp_path / "data", tmp_path / "ids.json", ports, tmp_path / "run")
+
+    assert f"-s3.localSocket={tmp_path / 'run' / 's3.sock'}" in flags
+    assert f"-filer.localSocket={tmp_path / 'run' / 'filer.sock'}" in flags
+
+
+def test_a_run_dir_too_long_for_a_socket_keeps_the_default(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path)
+    ports = dict.fromkeys(INTERNAL_SERVERS, 1)
+    deep = tmp_path / ("x" * 120)
+    flags = mini_flags(settings, tmp_path / "data", tmp_path / "ids.json", ports, deep)
+
+    assert not [flag for flag in flags if "localSocket" in flag]
