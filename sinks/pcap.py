@@ -21,6 +21,7 @@ __all__ = [
     "PCAPNG_EXTENSION",
     "PCAP_EXTENSION",
     "PCAP_MAGIC_NS",
+    "check_packets",
     "write_pcap",
     "write_pcapng",
 ]
@@ -39,6 +40,12 @@ _NS = 1_000_000_000
 
 def _snaplen(packets: Sequence[RawPacket]) -> int:
     return max([DEFAULT_SNAPLEN, *(len(p.data) for p in packets)])
+
+
+def check_packets(packets: Iterable[RawPacket]) -> None:
+    """Raise SinkError for a packet no PCAP can hold, before it is batched with good ones."""
+    for packet in packets:
+        _check(packet)
 
 
 def _check(packet: RawPacket) -> None:

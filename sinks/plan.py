@@ -11,7 +11,8 @@ set iteration.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -100,8 +101,15 @@ def merge_settings(settings: Iterable[RuleSettings]) -> RuleSettings:
     )
 
 
+SeenBefore = Callable[[WriterId], AbstractSet[tuple[str, int]]]
+
+
+def _nothing_before(writer: WriterId) -> AbstractSet[tuple[str, int]]:
+    return frozenset()
+
+
 def _groups(
-    batch: ClosedBatch, options: PlanOptions
+    batch: ClosedBatch, options: PlanOptions, seen_before: SeenBefore
 ) -> dict[WriterId, tuple[str, list[Consumed], list[RuleSettings]]]:
     groups: dict[WriterId, tuple[str, list[Consumed], list[RuleSettings]]] = {}
     seen: dict[WriterId, set[tuple[str, int]]] = {}
@@ -116,7 +124,9 @@ def _groups(
                 node=node,
                 partition=batch.partition,
             )
-            dupes = seen.setdefault(writer, set())
+            if writer not in seen:
+                seen[writer] = set(seen_before(writer))
+            dupes = seen[writer]
             if message.dedupe_key in dupes:
                 continue
             dupes.add(message.dedupe_key)
@@ -201,10 +211,17 @@ def _build(
     )
 
 
-def plan_batch(batch: ClosedBatch, options: PlanOptions) -> list[PlannedObject]:
-    """Every object a closed batch becomes, in chain order per writer (by key order)."""
+def plan_batch(
+    batch: ClosedBatch, options: PlanOptions, seen_before: SeenBefore = _nothing_before
+) -> list[PlannedObject]:
+    """Every object a closed batch becomes, in chain order per writer (by key order).
+
+    ``seen_before(writer)`` gives the segments the writer's recent objects already hold
+    (see ``sinks.history``); they are left out, so a late duplicate is not stored twice.
+    """
     planned: list[PlannedObject] = []
-    for writer, (rule, items, settings_seen) in sorted(_groups(batch, options).items()):
+    groups = _groups(batch, options, seen_before)
+    for writer, (rule, items, settings_seen) in sorted(groups.items()):
         settings = merge_settings(settings_seen)
         if settings.retention_days is None and options.default_retention_days is not None:
             settings = settings.model_copy(

@@ -34,7 +34,9 @@ from aiokafka.structs import OffsetAndMetadata
 
 from sinks.batch import BatchLimits, ClosedBatch, Consumed, PartitionBatcher
 from sinks.config import SinkSettings
-from sinks.errors import ObjectConflictError
+from sinks.errors import ObjectConflictError, SinkError
+from sinks.history import SegmentHistory
+from sinks.pcap import check_packets
 from sinks.plan import PlannedObject, PlanOptions, plan_batch
 from sinks.spill import SpillArea
 from sinks.stats import SinkStats
@@ -120,6 +122,7 @@ class SinkService:
         self.stats = SinkStats()
         self.listener = _Listener(self)
         self._writer = BatchWriter(store)
+        self._history = SegmentHistory(store)
         self._limits = BatchLimits(
             max_bytes=settings.max_batch_bytes,
             max_age_ms=int(settings.max_batch_age_s * 1000),
@@ -146,6 +149,7 @@ class SinkService:
         for tp in partitions:
             self._parts.pop(tp, None)
         self._writer.forget({tp.partition for tp in partitions})
+        self._history.forget({tp.partition for tp in partitions})
 
     async def _partition(self, tp: TopicPartition, first_offset: int) -> _Partition:
         state = self._parts.get(tp)
@@ -216,7 +220,8 @@ class SinkService:
                 continue
             try:
                 message = decode_matched(record.value or b"")
-            except RecordError as exc:
+                check_packets(message.record.packets)
+            except (RecordError, SinkError) as exc:
                 self.stats.bad_messages += 1
                 log.error("partition %s offset %s: skipped: %s", tp.partition, record.offset, exc)
                 continue
@@ -248,7 +253,19 @@ class SinkService:
             state.closes.append(batch.last_offset)
             if not await self._commit(tp, state):
                 return  # partition lost before the close was recorded: the new owner redoes it
-        objects = await asyncio.to_thread(plan_batch, batch, self._plan)
+        attempt = 0
+        while True:
+            try:
+                objects = await asyncio.to_thread(self._plan_batch, batch)
+                break
+            except SinkError:
+                raise
+            except Exception as exc:  # reading recent manifests needs S3: wait for it
+                self.stats.retries += 1
+                delay = self._delay(attempt)
+                log.warning("planning needs S3 (%s); retrying in %.1fs", exc, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
         size = sum(o.size for o in objects)
         in_memory = size
         if self.stats.pending_bytes + size > self.settings.max_pending_bytes and self.spill.fits(
@@ -262,6 +279,12 @@ class SinkService:
         self.stats.batches += 1
         job = _Job(tp, state.generation, batch.last_offset, objects, in_memory)
         await self._queues[tp.partition % len(self._queues)].put(job)
+
+    def _plan_batch(self, batch: ClosedBatch) -> list[PlannedObject]:
+        before = (batch.first_offset, 0, 0)
+        objects = plan_batch(batch, self._plan, lambda w: self._history.seen(w, before))
+        self._history.record(objects)
+        return objects
 
     async def _upload_worker(self, queue: asyncio.Queue[_Job]) -> None:
         while True:

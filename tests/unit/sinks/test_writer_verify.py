@@ -217,3 +217,30 @@ def test_verify_reports_expired_retention() -> None:
     _write_all(store, _batches(1))
     later = datetime(2100, 1, 1, tzinfo=UTC)
     assert {p.kind for p in verify_prefix(store, "", later).problems} == {"unlocked"}
+
+
+def test_late_duplicates_are_left_out_and_rebuilds_still_match() -> None:
+    from sinks.history import SegmentHistory
+
+    store = MemoryStore()
+    first, second = _batches(2)
+    late = consumed(6, first.messages[1].message)  # s1 again, two batches later
+    third = ClosedBatch(0, (late, *_batches(3)[2].messages[1:]), "size")
+    history = SegmentHistory(store)
+    writer = BatchWriter(store)
+    planned = []
+    for batch in (first, second, third):
+        before = (batch.first_offset, 0, 0)
+        objs = plan_batch(batch, PlanOptions(), lambda w, b=before: history.seen(w, b))
+        history.record(objs)
+        for obj in objs:
+            writer.write(obj)
+        planned.append(objs)
+    ids = [s.message.record.stream_id for s in planned[2][0].streams]
+    assert ids == ["s7", "s8"]
+
+    # A restarted sink reads the window back from the bucket and plans the same object.
+    fresh = SegmentHistory(store)
+    before = (third.first_offset, 0, 0)
+    [again] = plan_batch(third, PlanOptions(), lambda w: fresh.seen(w, before))
+    assert (str(again.key), again.sha256) == (str(planned[2][0].key), planned[2][0].sha256)
