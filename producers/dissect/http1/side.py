@@ -25,10 +25,8 @@ from producers.dissect.limits import DissectLimits
 
 __all__ = ["Side", "SideState"]
 
-_REQUEST_START = re.compile(rb"(?m)^[A-Z][A-Z_\-]{1,19} [^ \r\n]+ HTTP/1\.[019]\r?$")
+_REQUEST_START = re.compile(rb"(?m)^[A-Z][A-Z_\-]{1,19} [^ \r\n]+ HTTP/1\.[019]\r?\n")
 _RESPONSE_START = re.compile(rb"(?m)^HTTP/1\.[019] [1-5][0-9][0-9][ \r\n]")
-#: bytes kept while resynchronising, so a start line split over two feeds is still found
-_RESYNC_TAIL = 64
 
 
 class SideState(enum.Enum):
@@ -43,6 +41,7 @@ class Side:
 
     __slots__ = (
         "_limits",
+        "_line_start",
         "_reader",
         "_resync_dropped",
         "buf",
@@ -62,6 +61,7 @@ class Side:
         self._reader: BodyReader | None = None
         self._limits = limits
         self._resync_dropped = 0
+        self._line_start = True
 
     def feed(self, data: bytes, ts_ns: int) -> None:
         if self.state is SideState.TUNNEL:
@@ -146,20 +146,39 @@ class Side:
 
     def _start_resync(self) -> None:
         self.state = SideState.RESYNC
+        self._line_start = True
         self._reader = None
-        self._resync_dropped += self.buf.clear()
+        self.buf.clear()
+        self._resync_dropped = 0
 
     def _resync(self) -> bool:
-        pattern = _REQUEST_START if self.is_request else _RESPONSE_START
-        m = pattern.search(self.buf.data)
-        if m is not None:
-            self._resync_dropped += m.start()
-            self.buf.skip(m.start())
-            self.state = SideState.HEAD
-            return True
-        drop = max(0, len(self.buf) - _RESYNC_TAIL)
-        self._resync_dropped += drop
-        self.buf.skip(drop)
-        if self._resync_dropped > self._limits.max_resync_bytes:
+        """Look for a start line, only at true line starts, so any split finds the same one.
+
+        The bytes right after a gap may begin a message, so the buffer's first byte counts as
+        a line start until bytes are dropped without a newline in them.
+        """
+        data = self.buf.data
+        start = 0 if self._line_start else data.find(b"\n") + 1
+        if start or self._line_start:
+            pattern = _REQUEST_START if self.is_request else _RESPONSE_START
+            m = pattern.search(data, start)
+            if m is not None:
+                self._resync_dropped += m.start()
+                self.buf.skip(m.start())
+                self.state = SideState.HEAD
+                return True
+        # keep the last, unfinished line: it may still become a start line
+        newline = data.rfind(b"\n")
+        if newline >= 0:
+            keep_from, self._line_start = newline + 1, True
+        elif self._line_start:
+            keep_from = 0
+        else:
+            keep_from = len(data)
+        if len(data) - keep_from > self._limits.max_head_bytes:
+            keep_from, self._line_start = len(data), False
+        self._resync_dropped += keep_from
+        self.buf.skip(keep_from)
+        if self._resync_dropped + len(self.buf) > self._limits.max_resync_bytes:
             self.tunnel()
         return False
