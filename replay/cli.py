@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import socket
 import sys
 import threading
 from datetime import UTC, datetime
@@ -196,16 +195,6 @@ def _default_db(settings: Settings, source: str) -> Path:
     return settings.home / "replay" / f"tap-{digest}.db"
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    return sock
-
-
 @click.command()
 @click.option(
     "--pcap",
@@ -256,24 +245,21 @@ def _serve(
     settings: Settings, store: EntryStore, spec: JobSpec, job_store: JobStore, host: str,
     port: int,
 ) -> None:  # fmt: skip
-    import uvicorn
-
     from replay.app import create_app
     from replay.jobs import JobManager
+    from replay.server import DashboardServer
 
     manager = JobManager(job_store, make_runner(settings, store))
-    app = create_app(store, manager)
-    sock = _listen(host, port)
-    bound = sock.getsockname()[1]
-    shown_host = f"[{host}]" if ":" in host else host
+    try:
+        server = DashboardServer(create_app(store, manager), host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     job = manager.submit(spec)
     click.echo(f"replaying {spec.source} into {store.path} (job {job.id})")
-    click.echo(f"Dashboard: http://{shown_host}:{bound}/", err=False)
+    click.echo(f"Dashboard: {server.url}")
     sys.stdout.flush()
-    config = uvicorn.Config(app, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock])
+        server.run()
     finally:
         manager.cancel(job.id)
         manager.wait(job.id, timeout=30)

@@ -5,8 +5,12 @@ const Charts = (() => {
   const NS = "http://www.w3.org/2000/svg";
   const PALETTE = ["#2f6fed", "#8e44ad", "#2e9d5b", "#e39b1b", "#d93b3b", "#16a2b8", "#5d6d7e",
                    "#c0398a", "#7fa32b", "#a0522d"];
+  // Fixed colours for keys that appear in several charts, so HTTP is blue everywhere.
   const STATUS_COLORS = { "2xx": "#2e9d5b", "3xx": "#2b7a9b", "4xx": "#e39b1b", "5xx": "#d93b3b",
-                          "1xx": "#7f8c8d" };
+                          "1xx": "#7f8c8d", HTTP: "#2f6fed", DNS: "#8e44ad", TCP: "#5d6d7e",
+                          UDP: "#16a2b8", "HTTP/2": "#c0398a", gRPC: "#7fa32b", TLS: "#a0522d",
+                          "DNS No Error": "#b39ddb", "DNS Non-Existent Domain": "#6a1b9a",
+                          "DNS Server Failure": "#d93b3b" };
 
   function el(name, attrs = {}, text) {
     const node = document.createElementNS(NS, name);
@@ -14,7 +18,10 @@ const Charts = (() => {
     if (text !== undefined) node.textContent = text;
     return node;
   }
-  function svg(w, h) { return el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img" }); }
+  function svg(w, h) {
+    // Drawn in viewBox units close to the pixels they get, so text stays at its nominal size.
+    return el("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", style: `max-width:${w}px` });
+  }
   function empty(target) {
     target.innerHTML = '<div class="empty">no matching entries</div>';
   }
@@ -108,7 +115,10 @@ const Charts = (() => {
     const s = svg(W, H);
     items.forEach((it, i) => {
       const w = ((W - 170) * value(it)) / max;
-      s.append(el("text", { x: 0, y: i * row + 14 }, String(label(it)).slice(0, 24)));
+      const text = String(label(it));
+      const t = el("text", { x: 0, y: i * row + 14 }, text.length > 20 ? text.slice(0, 19) + "…" : text);
+      t.append(el("title", {}, text));
+      s.append(t);
       const r = el("rect", { x: 130, y: i * row + 4, width: Math.max(1, w), height: 13, rx: 2,
                              fill: PALETTE[0] });
       r.append(el("title", {}, extra ? extra(it) : String(value(it))));
@@ -153,17 +163,19 @@ const Charts = (() => {
     const top = edges.slice(0, 40);
     const srcs = [...new Set(top.map((e) => e.src))];
     const dsts = [...new Set(top.map((e) => e.dst))];
-    const row = 26, H = Math.max(srcs.length, dsts.length) * row + 20, W = 900;
+    const row = 26, H = Math.max(srcs.length, dsts.length) * row + 20, W = 860;
     const ys = (list, name) => 18 + list.indexOf(name) * row + (H - 20 - list.length * row) / 2;
     const max = Math.max(...top.map((e) => e.entries));
     const s = svg(W, H);
-    const x1 = 250, x2 = W - 250;
+    const x1 = 230, x2 = W - 230;
     top.forEach((e) => {
       const y1 = ys(srcs, e.src), y2 = ys(dsts, e.dst);
       const w = 1 + (7 * e.entries) / max;
       const path = el("path", {
         d: `M${x1},${y1} C${(x1 + x2) / 2},${y1} ${(x1 + x2) / 2},${y2} ${x2},${y2}`,
-        fill: "none", stroke: e.errors ? "#d93b3b" : "#2f6fed", "stroke-opacity": 0.55,
+        // Red when at least one entry in ten on this edge failed (5xx, DNS error rcode).
+        fill: "none", stroke: e.errors * 10 >= e.entries ? "#d93b3b" : "#2f6fed",
+        "stroke-opacity": 0.55,
         "stroke-width": w,
       });
       path.append(el("title", {}, `${e.src} → ${e.dst}: ${e.entries} entries, ${e.errors} errors`));
