@@ -27,7 +27,10 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, Ether
 from scapy.utils import RawPcapReader
 
+from sinks.batch import ClosedBatch, Consumed
 from sinks.cli import run_sink
+from sinks.plan import PlannedObject, PlanOptions, plan_batch
+from sinks.writer import BatchWriter
 from sinks.config import SinkSettings, load_sink_settings
 from sinks.keys import MANIFEST_SUFFIX
 from sinks.s3 import MinioStore, make_store_client
@@ -189,6 +192,27 @@ class SinkHarness:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+    def write_directly(
+        self, messages: list[MatchedStream], batches: int, default_retention: int | None = 1
+    ) -> list[PlannedObject]:
+        """Store messages as ``batches`` batches of one partition with the sink's writer, no
+        Kafka: for tests about what is in the bucket rather than how it got there."""
+        writer = BatchWriter(self.store)
+        options = PlanOptions(default_prefix=self.prefix, default_retention_days=default_retention)
+        per = -(-len(messages) // batches)
+        written: list[PlannedObject] = []
+        base_ms = int(time.time() * 1000)
+        for b in range(batches):
+            items = tuple(
+                Consumed(0, i, base_ms, 100, m)
+                for i, m in enumerate(messages)
+                if b * per <= i < (b + 1) * per
+            )
+            for obj in plan_batch(ClosedBatch(0, items, "size"), options):
+                writer.write(obj)
+                written.append(obj)
+        return written
 
     # --- what is in the bucket -------------------------------------------------------------
 
