@@ -29,11 +29,11 @@ from scapy.utils import RawPcapReader
 
 from sinks.batch import ClosedBatch, Consumed
 from sinks.cli import run_sink
-from sinks.plan import PlannedObject, PlanOptions, plan_batch
-from sinks.writer import BatchWriter
 from sinks.config import SinkSettings, load_sink_settings
 from sinks.keys import MANIFEST_SUFFIX
+from sinks.plan import PlannedObject, PlanOptions, plan_batch
 from sinks.s3 import MinioStore, make_store_client
+from sinks.writer import BatchWriter
 from stack import LocalStack, settings_env
 from stack.topics import TopicSpec, ensure_topics
 from streamtap.kafka import make_producer
