@@ -75,6 +75,7 @@ class Operand:
     kind: str  # "const" | "one" | "many"
     value: Any = None
     get: Getter = NEVER
+    keys: tuple[str, ...] | None = None  # set for plain dotted paths, so comparisons can fuse
 
 
 @dataclass
@@ -143,7 +144,7 @@ class Compiler:
         if isinstance(node, Or):
             return any_of([self.cond(i) for i in node.items])
         if isinstance(node, And):
-            return all_of([self.cond(i) for i in node.items])
+            return self.conjunction(node)
         if isinstance(node, Not):
             return negate(self.cond(node.item))
         if isinstance(node, Compare):
@@ -155,6 +156,14 @@ class Compiler:
         if isinstance(node, Regex):
             raise self.fail("a regex literal can only be compared with == or !=", node.pos)
         return truth_of(self.operand(node))
+
+    def conjunction(self, node: And) -> Pred:
+        """`http and X` is the commonest rule shape: test the protocol inline, then X."""
+        words = [i for i in node.items if isinstance(i, Proto)]
+        if not words:
+            return all_of([self.cond(i) for i in node.items])
+        rest = [i for i in node.items if i is not words[0]]
+        return proto_then(words[0].word, all_of([self.cond(i) for i in rest]))
 
     def path_cond(self, node: Path) -> Pred:
         last = node.steps[-1]
@@ -241,10 +250,11 @@ class Compiler:
         if simple:
             keys = _plain_keys(steps)
             if keys is not None:
-                raw = key_getter(keys)
-                return Operand("one", get=self.memo.wrap(keys, raw) if self.memo else raw)
+                if self.memo is not None:
+                    return Operand("one", get=self.memo.wrap(keys, key_getter(keys)))
+                return Operand("one", get=key_getter(keys), keys=keys)
             return Operand("one", get=chain_getter([f for _, f in funcs]))
-        return Operand("many", get=fan_getter(funcs))
+        return Operand("many", get=_wild_getter(steps) or fan_getter(funcs))
 
     def check_value_method(self, step: Method) -> None:
         sig = self.method_sig(step)
@@ -451,6 +461,23 @@ def negate(pred: Pred) -> Pred:
     return lambda e: not pred(e)
 
 
+def proto_then(word: str, rest: Pred) -> Pred:
+    if rest is NEVER:
+        return NEVER
+    if rest is ALWAYS:
+        return proto_pred(word)
+    name, want = PROTOCOL_WORDS[word]
+
+    def proto_and(e: Any) -> bool:
+        if type(e) is dict:
+            p = e.get("protocol")
+            if type(p) is dict and p.get(name) == want:
+                return rest(e)
+        return False
+
+    return proto_and
+
+
 def proto_pred(word: str) -> Pred:
     name, want = PROTOCOL_WORDS[word]
 
@@ -502,8 +529,12 @@ def compare_const(src: Operand, op: str, c: Any) -> Pred:
         return lambda e: compare(op, get_all(e), fixed)
     get, fixed = src.get, [c]
     if type(c) is int or type(c) is float:
+        if src.keys is not None and len(src.keys) == 2:
+            return _number_compare_2(src.keys, op, c)
         return _number_compare(get, op, c)
     if type(c) is str and op in ("==", "!="):
+        if src.keys is not None and len(src.keys) == 2:
+            return _string_equality_2(src.keys, op, c)
         return _string_equality(get, op, c)
 
     def general(e: Any) -> bool:
@@ -526,6 +557,45 @@ def _number_compare(get: Getter, op: str, c: int | float) -> Pred:
         return compare(op, [v], fixed)
 
     return number_compare
+
+
+def _number_compare_2(keys: tuple[str, ...], op: str, c: int | float) -> Pred:
+    """`a.b OP number` with the two lookups inline: the most common comparison in rules."""
+    k1, k2 = keys
+    test, compare, fixed = _OPS[op], V.compare, [c]
+
+    def number_compare_2(e: Any) -> bool:
+        if type(e) is dict:
+            v = e.get(k1)
+            if type(v) is dict:
+                v = v.get(k2, MISSING)
+                t = type(v)
+                if t is int or t is float:
+                    return test(v, c)
+                if v is not MISSING:
+                    return compare(op, [v], fixed)
+        return False
+
+    return number_compare_2
+
+
+def _string_equality_2(keys: tuple[str, ...], op: str, c: str) -> Pred:
+    k1, k2 = keys
+    compare, fixed = V.compare, [c]
+    want = op == "=="
+
+    def string_equality_2(e: Any) -> bool:
+        if type(e) is dict:
+            v = e.get(k1)
+            if type(v) is dict:
+                v = v.get(k2, MISSING)
+                if type(v) is str:
+                    return (v == c) is want
+                if v is not MISSING:
+                    return compare(op, [v], fixed)
+        return False
+
+    return string_equality_2
 
 
 def _string_equality(get: Getter, op: str, c: str) -> Pred:
@@ -668,6 +738,40 @@ def key_getter(keys: tuple[str, ...]) -> Getter:
         return v
 
     return get_n
+
+
+def _wild_getter(steps: tuple[Step, ...]) -> Getter | None:
+    """`a.b[*].c` (DNS answers, questions): one fan-out between plain keys, without the
+    general list-of-lists pipeline."""
+    kinds = [isinstance(s, Wild) for s in steps]
+    if kinds.count(True) != 1:
+        return None
+    at = kinds.index(True)
+    before, after = (
+        _plain_keys(steps[:at]),
+        _plain_keys(steps[at + 1 :]) if at + 1 < len(steps) else (),
+    )
+    if before is None or after is None:
+        return None
+    base = key_getter(before)
+    tail = key_getter(after) if after else None
+
+    def wild_keys(e: Any) -> list[Any]:
+        items = base(e)
+        if type(items) is dict:
+            items = list(items.values())
+        elif type(items) is not list:
+            return []
+        if tail is None:
+            return items
+        out = []
+        for x in items:
+            v = tail(x)
+            if v is not MISSING:
+                out.append(v)
+        return out
+
+    return wild_keys
 
 
 def chain_getter(funcs: list[Getter]) -> Getter:

@@ -64,7 +64,8 @@ def test_normal_form_reparses_to_an_equivalent_query(text: str, extra: list[Any]
     again = compile(q.normalized, now_ms=NOW_MS)
     assert again.normalized == q.normalized, "the normal form is a fixed point"
     assert again.limit == q.limit and again.redactions == q.redactions
-    assert not again.warnings, "the normal form parenthesises what Kubeshark read differently"
+    grouping = [w for w in again.warnings if "mixed" in w or "negates" in w]
+    assert not grouping, "the normal form parenthesises what Kubeshark grouped differently"
     for entry in [*ENTRIES.values(), *extra]:
         assert again(entry) is q(entry)
 
