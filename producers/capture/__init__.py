@@ -2,6 +2,7 @@
 ``live``) interfaces. The file readers are pure: bytes in, frames out."""
 
 from producers.capture.errors import DEFAULT_MAX_CAPLEN, CaptureError, Frame
+from producers.capture.live import LiveCapture, LiveCaptureError
 from producers.capture.reader import CaptureReader, open_capture
 from producers.capture.writer import pcap_header, pcap_record, pcapng_bytes, write_pcap
 
@@ -10,6 +11,8 @@ __all__ = [
     "CaptureError",
     "CaptureReader",
     "Frame",
+    "LiveCapture",
+    "LiveCaptureError",
     "open_capture",
     "pcap_header",
     "pcap_record",
