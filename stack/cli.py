@@ -108,6 +108,15 @@ def status(ctx: click.Context) -> None:
         sys.exit(1)
 
 
+def _topic_line(report: StackStatus, name: str) -> str:
+    actual = (report.topics or {}).get(name)
+    wanted = report.expected_topics.get(name)
+    if actual is None:
+        return f"  {name}: MISSING (run `streamtap stack up` or `streamtap stack init`)"
+    note = "" if wanted in (None, actual) else f"; settings want {wanted}"
+    return f"  {name} ({actual} partitions{note})"
+
+
 def render_status(report: StackStatus) -> str:
     lines = []
     for server in (report.kafka, report.s3):
@@ -119,7 +128,9 @@ def render_status(report: StackStatus) -> str:
         lines.append("topics: (broker not answering)")
     if report.topics is not None:
         lines.append("topics:")
-        lines += [f"  {name} ({n} partitions)" for name, n in sorted(report.topics.items())]
+        lines += [
+            _topic_line(report, name) for name in sorted({*report.topics, *report.expected_topics})
+        ]
     if report.s3.pid and report.bucket_lock is None:
         lines.append(f"bucket {report.bucket}: (S3 not answering)")
     if report.bucket_lock is not None:

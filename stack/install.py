@@ -16,7 +16,14 @@ from pathlib import Path
 from stack.errors import StackError
 from stack.layout import Layout
 
-__all__ = ["POM", "check_tools", "install_kafka", "kafka_jar", "pinned_kafka_version"]
+__all__ = [
+    "POM",
+    "check_tools",
+    "install_kafka",
+    "is_installed",
+    "kafka_jar",
+    "pinned_kafka_version",
+]
 
 POM = Path(__file__).parent / "maven" / "pom.xml"
 STAMP = ".pom-sha256"

@@ -6,7 +6,10 @@ two stacks (the user's and a test session's) never share a file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,18 @@ class Layout:
 
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One `install`/`up`/`down` at a time per home, across processes (a second caller
+        waits instead of racing to start a second broker on the same ports)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "stack.lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def read_state(self) -> dict[str, Any]:
         """Values that must survive restarts (cluster id, internal ports); {} before first up."""

@@ -18,12 +18,13 @@ from aiokafka.errors import KafkaError
 from minio.error import MinioException
 
 from stack.bucket import bucket_lock_config, ensure_bucket
-from stack.install import install_kafka
+from stack.errors import StackError
+from stack.install import install_kafka, is_installed
 from stack.kafka import KafkaBroker
 from stack.layout import Layout
 from stack.ports import GRPC_OFFSET, free_port
 from stack.seaweed import SeaweedServer
-from stack.topics import describe_topics, ensure_topics
+from stack.topics import describe_topics, ensure_topics, topic_specs
 from streamtap.settings import Settings, load_settings
 
 __all__ = [
@@ -56,6 +57,7 @@ class StackStatus:
     kafka: ServerStatus
     s3: ServerStatus
     topics: dict[str, int] | None
+    expected_topics: dict[str, int]
     bucket: str
     bucket_lock: str | None
     client_env: dict[str, str]
@@ -125,13 +127,28 @@ class LocalStack:
         return settings_env(self.settings)
 
     def install(self, force: bool = False) -> bool:
+        """Fetch the jars unless they match the pom; never under a running broker."""
+        with self.layout.locked():
+            return self._install(force)
+
+    def _install(self, force: bool = False) -> bool:
+        if (force or not is_installed(self.layout)) and self.kafka.process.pid() is not None:
+            raise StackError(
+                f"Kafka is running from {self.layout.kafka_lib}; "
+                "run `streamtap stack down` before installing other jars"
+            )
         return install_kafka(self.layout, force=force)
 
     async def up(self) -> UpReport:
         """Start what is not running, wait until both servers answer, then create topics and
-        the bucket. Safe to repeat."""
+        the bucket. Safe to repeat, also from two processes at once (they take turns)."""
+        # A blocking lock is fine here: nothing else runs on this event loop meanwhile.
+        with self.layout.locked():
+            return await self._up()
+
+    async def _up(self) -> UpReport:
         began = time.monotonic()
-        await asyncio.to_thread(self.install)
+        await asyncio.to_thread(self._install)
         started: list[str] = []
         running: list[str] = []
         kafka_pid = await asyncio.to_thread(self.kafka.start)
@@ -151,9 +168,10 @@ class LocalStack:
 
     async def down(self) -> list[str]:
         """Stop both servers (SIGTERM, then SIGKILL after a grace period)."""
-        stopped = await asyncio.gather(
-            asyncio.to_thread(self.kafka.stop), asyncio.to_thread(self.s3.stop)
-        )
+        with self.layout.locked():
+            stopped = await asyncio.gather(
+                asyncio.to_thread(self.kafka.stop), asyncio.to_thread(self.s3.stop)
+            )
         return [name for name, did in zip(("kafka", "seaweedfs"), stopped, strict=True) if did]
 
     async def status(self) -> StackStatus:
@@ -177,6 +195,7 @@ class LocalStack:
                 self.s3.process.log_file,
             ),
             topics=topics,
+            expected_topics={spec.name: spec.partitions for spec in topic_specs(self.settings)},
             bucket=self.settings.s3_bucket,
             bucket_lock=lock,
             client_env={
