@@ -57,6 +57,8 @@ class EngineConfig:
     fragment_max_datagrams: int = 1024
     fragment_max_bytes: int = 8 * 1024 * 1024
     name_table_size: int = 65_536
+    #: the dissectors' caps (bodies, buffers); None means their defaults
+    dissect_limits: dissect.DissectLimits | None = None
 
 
 @dataclass(slots=True)
@@ -272,9 +274,15 @@ class Engine:
         if not st.selected:
             st.selected = True
             try:
-                st.dissector = dissect.select_dissector(
-                    conn.layer4, _direction(direction), data, conn.cport, conn.sport
-                )
+                limits = self.config.dissect_limits
+                if limits is None:
+                    st.dissector = dissect.select_dissector(
+                        conn.layer4, _direction(direction), data, conn.cport, conn.sport
+                    )
+                else:
+                    st.dissector = dissect.select_dissector(
+                        conn.layer4, _direction(direction), data, conn.cport, conn.sport, limits
+                    )
             except Exception:  # a bug in detection must not stop the sensor
                 self.stats.dissect_errors["select"] += 1
         dis = st.dissector

@@ -1,0 +1,61 @@
+"""Entry and record builders."""
+
+from __future__ import annotations
+
+from producers.dissect import Item, ProtocolInfo
+from producers.records import Endpoints, bare_entry, build_record, item_entry, raw_packet
+from streamtap.schema import Gap, Node, RawPacket, StreamRecord, decode_record, encode_record
+
+ENDS = Endpoints("s1", Node(name="n", ip="192.0.2.1"), "udp", ("10.0.0.1", 5000), ("10.0.0.2", 53))
+
+
+def test_raw_packet_equals_a_validated_one() -> None:
+    frame = (1_700_000_000_000_000_001, 113, 1514, b"\x00\x01payload")
+    fast = raw_packet(frame)
+    slow = RawPacket(ts_ns=frame[0], linktype=frame[1], wirelen=frame[2], data=frame[3])
+    assert fast == slow
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert RawPacket.model_validate_json(fast.model_dump_json()) == slow
+
+
+def test_record_round_trips() -> None:
+    frames = [(10, 1, 60, b"a" * 60), (20, 1, 70, b"b" * 70)]
+    entry = bare_entry(ENDS, 0, ("", "dns.example"), 10, 60, 70, 10, 20)
+    record = build_record(
+        ENDS,
+        (7,),
+        2,
+        True,
+        10,
+        20,
+        (1, 1),
+        (60, 70),
+        [Gap(direction="server", offset=5, length=9, ts_ns=15)],
+        [entry],
+        frames,
+    )
+    assert isinstance(record, StreamRecord)
+    assert record.key == b"s1" and record.vlan == (7,) and record.segment == 2
+    again = decode_record(encode_record(record))
+    assert again == record
+    assert [(p.ts_ns, p.linktype, p.wirelen, p.data) for p in again.packets] == frames
+
+
+def test_item_entry_elapsed_and_missing_response() -> None:
+    proto = ProtocolInfo("dns", "DNS", "", "udp")
+    answered = Item(proto, 1_000_000_000, {"id": 1}, {"rcode": 0}, 1_025_600_000, 30, 90)
+    entry = item_entry(ENDS, 3, answered, ("", ""))
+    assert entry["elapsedTime"] == 25 and entry["timestamp"] == 1000
+    assert entry["id"] == "s1-3" and entry["protocol"]["abbr"] == "DNS"
+    assert (entry["requestSize"], entry["responseSize"]) == (30, 90)
+    lonely = item_entry(ENDS, 4, Item(proto, 5, {"id": 2}), ("", ""))
+    assert "response" not in lonely and lonely["elapsedTime"] == 0
+
+
+def test_bare_entry_shape() -> None:
+    entry = bare_entry(ENDS, 0, ("a", "b"), 2_000_000, 1, 2, None, None)
+    assert entry["protocol"] == {"name": "udp", "abbr": "UDP", "version": "", "layer4": "udp"}
+    assert entry["src"] == {"ip": "10.0.0.1", "port": 5000, "name": "a", "namespace": "", "pod": ""}
+    assert entry["elapsedTime"] == 0 and entry["timestamp"] == 2
+    assert "request" not in entry
