@@ -94,8 +94,8 @@ def _stream(obj: dict[str, Any]) -> StreamInfo:
             p = p.get("name")
         if isinstance(p, str) and p:
             protocols.add(_proto(p))
-        st = _first(s, "status", "rcode")
-        if isinstance(st, int):
+        st = s.get("status")
+        if isinstance(st, int) and not isinstance(st, bool):
             statuses.add(st)
     return StreamInfo(
         stream_id=str(_first(obj, "stream_id", "id", "stream") or ""),
@@ -108,10 +108,16 @@ def _stream(obj: dict[str, Any]) -> StreamInfo:
 
 
 def _names(obj: Any) -> dict[str, str]:
-    """ip -> name from the manifest's resolution data (a map, or a list of records)."""
+    """ip -> name from the manifest's resolution data (a map, or a list of records).
+
+    The sink keeps every name seen for an address (``ip -> [names]``, sorted); the first is
+    shown, as a table cell has room for one.
+    """
     out: dict[str, str] = {}
     if isinstance(obj, dict):
         for ip, name in obj.items():
+            if isinstance(name, list):
+                name = next((n for n in name if isinstance(n, str) and n), None)
             if isinstance(name, str):
                 out[str(ip)] = name
             elif isinstance(name, dict) and isinstance(name.get("name"), str):

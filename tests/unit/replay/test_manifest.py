@@ -25,7 +25,7 @@ def _manifest(**over: object) -> bytes:
                 "entries": [{"method": "GET", "path": "/", "status": 200}],
             }
         ],
-        "names": {"10.0.0.9": "web.shop"},
+        "name_resolution": {"10.0.0.9": ["web.shop", "web.shop.svc"]},
     }
     doc.update(over)
     return orjson.dumps(doc)
@@ -78,3 +78,33 @@ def test_what_a_manifest_does_not_say_never_prunes() -> None:
     assert may_match(bare, criteria_from(plan('dns and src.ip == "1.2.3.4"'), 1, 2, "r"))
     # Conditions the pushdown cannot express keep the object too.
     assert may_match(parse_manifest(_manifest()), criteria_from(plan("http or dns")))
+
+
+def test_reads_what_the_sink_writes() -> None:
+    """Format drift between sink and replay would silently stop pruning: pin it here."""
+    from sinks.batch import ClosedBatch, Consumed
+    from sinks.manifest import build_manifest
+    from sinks.plan import PlanOptions, plan_batch
+
+    from replay.testing import dns_entry, http_entry, make_record
+    from streamtap.schema import MatchedStream, RuleSettings
+
+    records = [
+        make_record([http_entry("e1", 0, 1_000, src=("10.1.1.1", 4000, ""), status=404)]),
+        make_record([dns_entry("e2", 0, 2_000, dst=("10.96.0.10", 53, "kube-dns.kube-system"))]),
+    ]
+    messages = tuple(
+        Consumed(0, i, 1_000 + i, 100, MatchedStream(record=r, rules={"web": RuleSettings()}))
+        for i, r in enumerate(records)
+    )
+    (obj,) = plan_batch(ClosedBatch(0, messages, "size"), PlanOptions(default_prefix="p"))
+    m = parse_manifest(build_manifest(obj, None))
+    assert m.object_key == str(obj.key)
+    assert m.rules == {"web"}
+    assert (m.first_ns, m.last_ns) == (records[0].first_ts_ns, records[1].last_ts_ns)
+    http, dns = m.streams
+    assert http.src == ("10.1.1.1", 4000) and http.protocols == {"http"}
+    assert http.statuses == {404} and dns.protocols == {"dns"}
+    assert m.names["10.96.0.10"] == "kube-dns.kube-system"
+    assert not may_match(m, criteria_from(plan('src.ip == "10.1.1.2"')))
+    assert may_match(m, criteria_from(plan('src.ip == "10.1.1.1" and response.status == 404')))
