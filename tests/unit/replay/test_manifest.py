@@ -82,11 +82,10 @@ def test_what_a_manifest_does_not_say_never_prunes() -> None:
 
 def test_reads_what_the_sink_writes() -> None:
     """Format drift between sink and replay would silently stop pruning: pin it here."""
+    from replay.testing import dns_entry, http_entry, make_record
     from sinks.batch import ClosedBatch, Consumed
     from sinks.manifest import build_manifest
     from sinks.plan import PlanOptions, plan_batch
-
-    from replay.testing import dns_entry, http_entry, make_record
     from streamtap.schema import MatchedStream, RuleSettings
 
     records = [
