@@ -3,18 +3,33 @@
 Recording runs every rule on every entry, and most rules start with a protocol word. The set reads
 ``protocol.abbr``/``protocol.name`` once, looks up the rules that can match that protocol (the
 lookup is cached per protocol pair), and runs, for a rule such as ``http and X``, only ``X``. Simple
-paths used by several rules (``response.status``, ``dst.port``) are read once per entry.
+paths used by several rules (``response.status``, ``dst.port``) are read once per entry, and rules
+of the form ``path == literal`` on the same path are decided by one dictionary lookup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pipeline.kfl.compiler import Compiler, PathMemo, Pred
+from pipeline.kfl.compiler import Compiler, Operand, PathMemo, Pred
 from pipeline.kfl.errors import KFLError
 from pipeline.kfl.query import Query, compile
-from pipeline.kfl.syntax import PROTOCOL_WORDS, And, Key, Method, Node, Or, Path, Proto, walk
+from pipeline.kfl.syntax import (
+    PROTOCOL_WORDS,
+    And,
+    Compare,
+    Key,
+    Literal,
+    Method,
+    Node,
+    Or,
+    Path,
+    Proto,
+    walk,
+)
+from pipeline.kfl.values import as_number
 
 __all__ = ["RuleSet", "compile_many"]
 
@@ -22,29 +37,43 @@ Requirement = frozenset[tuple[str, str]]
 _CACHE_CAP = 4096  # distinct (abbr, name) pairs remembered; dissectors produce a handful
 
 
+@dataclass
+class _Rule:
+    index: int
+    name: str
+    requirement: Requirement | None
+    full: Pred
+    residual: Pred
+    residual_tree: Node  # what is left to test once dispatch has settled the protocol
+
+
 class RuleSet:
     """Callable: ``rules(entry) -> [names that match]``, in the order the rules were given.
 
-    ``stats`` counts rule evaluations run and skipped by protocol dispatch. Not re-entrant across
-    threads (shared path values live in the set for the duration of one call).
+    ``stats`` counts rules run one by one (``evaluated``), decided together by an equality index
+    (``indexed``) and skipped by protocol dispatch (``skipped``). Not re-entrant across threads:
+    shared path values live in the set for the duration of one call.
     """
 
     def __init__(self, rules: Mapping[str, str], now_ms: int | None = None) -> None:
         self.queries: dict[str, Query] = {n: _compile_named(n, t, now_ms) for n, t in rules.items()}
-        trees = {n: q.tree for n, q in self.queries.items()}
-        now = {n: self.queries[n].now_ms for n in trees}
-        self._memo = PathMemo(_shared_paths(list(trees.values())))
-        self._rules: list[tuple[str, Requirement | None, Pred, Pred]] = []
-        for name, tree in trees.items():
-            req, rest = _requirement(tree)
-            full = Compiler(rules[name], now[name], self._memo).cond(tree)
-            residual = full
-            if rest is not None:  # its own compiler: limit()/redact() may occur in both trees
-                residual = Compiler(rules[name], now[name], self._memo).cond(rest)
-            self._rules.append((name, req, full, residual))
-        self._free = tuple((n, full) for n, req, full, _ in self._rules if req is None)
-        self._cache: dict[tuple[Any, Any], tuple[tuple[str, Pred], ...]] = {}
-        self.stats = {"evaluated": 0, "skipped": 0}
+        trees = [q.tree for q in self.queries.values()]
+        self._memo = PathMemo(_shared_paths(trees))
+        self._names = list(self.queries)
+        self._rules = [self._rule(i, n, rules[n]) for i, n in enumerate(self._names)]
+        self._getters: dict[Path, Operand] = {}
+        self._plans: dict[tuple[Any, Any], _Plan] = {}
+        self.stats = {"evaluated": 0, "indexed": 0, "skipped": 0}
+
+    def _rule(self, index: int, name: str, text: str) -> _Rule:
+        query = self.queries[name]
+        req, rest = _requirement(query.tree)
+        full = Compiler(text, query.now_ms, self._memo).cond(query.tree)
+        if rest is None:
+            return _Rule(index, name, req, full, full, query.tree)
+        # its own compiler: limit()/redact() occur in both trees and may be noted once each
+        residual = Compiler(text, query.now_ms, self._memo).cond(rest)
+        return _Rule(index, name, req, full, residual, rest)
 
     def __call__(self, entry: Any) -> list[str]:
         self._memo.reset()
@@ -53,30 +82,126 @@ class RuleSet:
             key = (_str_or_none(proto.get("abbr")), _str_or_none(proto.get("name")))
         else:
             key = (None, None)
-        todo = self._cache.get(key)
-        if todo is None:
-            todo = self._candidates(key)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key)
         stats = self.stats
-        stats["evaluated"] += len(todo)
-        stats["skipped"] += len(self._rules) - len(todo)
-        return [name for name, pred in todo if pred(entry)]
+        stats["evaluated"] += len(plan.singles)
+        stats["indexed"] += plan.indexed
+        stats["skipped"] += plan.skipped
+        hits = [i for i, pred in plan.singles if pred(entry)]
+        if plan.groups:
+            for group in plan.groups:
+                group.collect(entry, hits)
+            hits.sort()
+        names = self._names
+        return [names[i] for i in hits]
 
-    def _candidates(self, key: tuple[Any, Any]) -> tuple[tuple[str, Pred], ...]:
+    def _plan(self, key: tuple[Any, Any]) -> _Plan:
         have = {("abbr", key[0]), ("name", key[1])}
-        todo: list[tuple[str, Pred]] = []
-        for name, req, full, residual in self._rules:
-            if req is None:
-                todo.append((name, full))
-            elif have & req:
-                todo.append((name, residual))
-        if len(self._cache) >= _CACHE_CAP:
-            self._cache.clear()
-        self._cache[key] = result = tuple(todo)
-        return result
+        todo = [r for r in self._rules if r.requirement is None or have & r.requirement]
+        by_path: dict[Path, list[tuple[_Rule, int | str]]] = {}
+        for rule in todo:
+            indexable = _equality(rule.residual_tree)
+            if indexable is not None:
+                by_path.setdefault(indexable[0], []).append((rule, indexable[1]))
+        grouped = {r.index for members in by_path.values() if len(members) > 1 for r, _ in members}
+        groups = tuple(
+            _EqualityIndex(self._getter(path), [(r.index, c) for r, c in members])
+            for path, members in by_path.items()
+            if len(members) > 1
+        )
+        singles = tuple(
+            (r.index, r.full if r.requirement is None else r.residual)
+            for r in todo
+            if r.index not in grouped
+        )
+        plan = _Plan(singles, groups, len(grouped), len(self._rules) - len(todo))
+        if len(self._plans) >= _CACHE_CAP:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def _getter(self, path: Path) -> Operand:
+        if path not in self._getters:
+            self._getters[path] = Compiler("", None, self._memo).path(path)
+        return self._getters[path]
 
     @property
     def names(self) -> list[str]:
-        return [r[0] for r in self._rules]
+        return list(self._names)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What to run for one (protocol.abbr, protocol.name) pair."""
+
+    singles: tuple[tuple[int, Pred], ...]
+    groups: tuple[_EqualityIndex, ...]
+    indexed: int
+    skipped: int
+
+
+class _EqualityIndex:
+    """Rules `path == literal` over one path: read the path once, look its value up.
+
+    The lookup follows KFL equality exactly: integers also match equal floats and decimal strings,
+    strings match strings, a list matches through its elements, and nothing else matches.
+    """
+
+    def __init__(self, src: Operand, members: list[tuple[int, int | str]]) -> None:
+        self.many = src.kind == "many"
+        self.get = src.get
+        self.ints: dict[int, list[int]] = {}
+        self.strs: dict[str, list[int]] = {}
+        for index, const in members:
+            table: dict[Any, list[int]] = self.ints if type(const) is int else self.strs
+            table.setdefault(const, []).append(index)
+
+    def collect(self, entry: Any, hits: list[int]) -> None:
+        found: set[int] = set()
+        if self.many:
+            for v in self.get(entry):
+                self._lookup(v, found, True)
+        else:
+            self._lookup(self.get(entry), found, True)
+        hits.extend(found)
+
+    def _lookup(self, v: Any, found: set[int], expand: bool) -> None:
+        t = type(v)
+        if t is int:
+            found.update(self.ints.get(v, ()))
+        elif t is str:
+            found.update(self.strs.get(v, ()))
+            if self.ints:
+                n = as_number(v)
+                if n is not None:
+                    self._lookup(n, found, False)
+        elif t is float:
+            if v.is_integer():
+                found.update(self.ints.get(int(v), ()))
+        elif t is list and expand:
+            for x in v:
+                self._lookup(x, found, False)
+
+
+def _equality(node: Node) -> tuple[Path, int | str] | None:
+    """`path == literal` that an equality index can decide, or None."""
+    if not isinstance(node, Compare) or node.op != "==":
+        return None
+    path, lit = node.left, node.right
+    if isinstance(path, Literal):
+        path, lit = lit, path
+    if not isinstance(path, Path) or not isinstance(lit, Literal):
+        return None
+    value = lit.value
+    if type(value) is str and as_number(value) is not None:
+        return None  # a decimal string also equals numbers; leave it to the general rule
+    if type(value) is not int and type(value) is not str:
+        return None
+    if any(isinstance(s, Method) and s.name != "json" for s in path.steps):
+        return None  # a string method makes the path a condition, not a value
+    return path, value
 
 
 def compile_many(rules: Mapping[str, str], now_ms: int | None = None) -> RuleSet:

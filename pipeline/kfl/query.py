@@ -87,7 +87,20 @@ def compile(query: str, now_ms: int | None = None) -> Query:
 @lru_cache(maxsize=1024)
 def _compiled(query: str, now_ms: int | None) -> Query:
     parsed = parse_cached(query)
-    return Query(parsed, now_ms, Compiler(query, now_ms).run(parsed.tree))
+    return _bind(parsed, now_ms, Compiler(query, now_ms).run(parsed.tree))
+
+
+def _bind(parsed: Parsed, now_ms: int | None, compiled: Compiled) -> Query:
+    """A ``Query`` whose class has the closure itself as ``__call__``.
+
+    A Python ``__call__`` method adds a frame per evaluation (about 60 ns, a third of a simple
+    rule); a static ``__call__`` on a one-off subclass costs a C-level lookup instead. The compile
+    cache bounds how many such classes exist.
+    """
+    body = {"__slots__": (), "__call__": staticmethod(compiled.predicate)}
+    cls = type("Query", (Query,), body)
+    query: Query = cls(parsed, now_ms, compiled)
+    return query
 
 
 def uses_clock(node: Any) -> bool:

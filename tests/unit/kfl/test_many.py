@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.kfl import KFLError, compile, compile_many
 
@@ -32,9 +34,10 @@ def test_dispatch_skips_rules_for_other_protocols(entries: dict[str, Any]) -> No
     rules = compile_many(RULES)
     rules(entries["dns_a_ok"])
     # dns-any, nxdomain and the protocol-free port-80 run; the 3 http, ssh and web rules do not
-    assert rules.stats == {"evaluated": 3, "skipped": 5}
+    assert rules.stats == {"evaluated": 3, "indexed": 0, "skipped": 5}
     rules(entries["tcp_ssh"])
-    assert rules.stats == {"evaluated": 5, "skipped": 11}
+    # ssh (`dst.port == 22` once tcp is settled) and port-80 share one index lookup
+    assert rules.stats == {"evaluated": 3, "indexed": 2, "skipped": 11}
 
 
 def test_residual_rules_keep_limit_and_redact(entries: dict[str, Any]) -> None:
@@ -78,3 +81,30 @@ def test_fifty_rules_do_less_work_than_fifty_queries(entries: dict[str, Any]) ->
     for entry in entries.values():
         many(entry)
     assert many.stats["skipped"] > many.stats["evaluated"]
+    # the 25 status rules on an HTTP entry are one lookup, not 25 comparisons
+    assert many.stats["evaluated"] == 0 and many.stats["indexed"] > 0
+
+
+VALUES = st.one_of(
+    st.sampled_from([500, 500.0, 500.5, "500", "500.0", "5e2", "abc", "ABC", True, None, {}, []]),
+    st.lists(st.sampled_from([500, "abc", [500], "x"]), max_size=3),
+)
+CONSTS = st.sampled_from(["500", "500.0", "abc", "ABC", "5e2", "-1", "true", "nil", "x"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["a.b", "a.c", "l[*]", "a..b"]), CONSTS), max_size=8),
+    st.fixed_dictionaries({"a": st.fixed_dictionaries({"b": VALUES, "c": VALUES}), "l": VALUES}),
+)
+def test_equality_index_agrees_with_single_rules(pairs: list[tuple[str, str]], entry: Any) -> None:
+    texts = {f"r{i}": f"{path} == {const}" for i, (path, const) in enumerate(pairs)}
+    texts["guard"] = "a.b != 1"
+    many = compile_many(texts)
+    assert many(entry) == [n for n, t in texts.items() if compile(t)(entry)]
+
+
+def test_equality_index_is_used_for_same_path_rules(entries: dict[str, Any]) -> None:
+    many = compile_many({f"p{p}": f"tcp and dst.port == {p}" for p in (22, 23, 80)})
+    assert many(entries["tcp_ssh"]) == ["p22"]
+    assert many.stats == {"evaluated": 0, "indexed": 3, "skipped": 0}

@@ -1,4 +1,4 @@
-"""Unit tests of the language rules beyond the shared cases: warnings, limit, redact, time, regex."""
+"""Language rules beyond the shared cases: warnings, limit, redact, time, regex, values."""
 
 from __future__ import annotations
 
