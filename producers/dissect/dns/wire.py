@@ -1,7 +1,9 @@
 """One DNS message (RFC 1035 4.1) -> header values and ENTRY.md-shaped questions and records.
 
-Hand-written rather than dnspython (measured in bench_dissect.py: several times faster per
-message, and dnspython builds rich objects we would only convert again). Correctness comes
+Hand-written rather than dnspython: measured in tests/unit/producers/dissect/bench_dissect.py on
+the corpus's DNS messages, parsing straight into entry dicts is ~13x faster than dnspython's
+``from_wire``, which builds rich objects we would only convert again, and it lets us bound
+compression pointers and keep going on record types dnspython rejects. Correctness comes
 first for DNS, so the parser is strict about bounds: any length that runs past the message is
 a DissectError, never a silent truncation.
 """

@@ -19,33 +19,39 @@ __all__ = [
     "CloseDelimitedReader",
     "ContentLengthReader",
     "parse_head",
-    "parse_header_lines",
+    "parse_header_block",
 ]
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_STATUS_LINE = re.compile(rb"(HTTP/\d\.\d)[ \t]+(\d{3})(?:[ \t]+(.*))?")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_STATUS_LINE = re.compile(r"(HTTP/[0-9]\.[0-9])[ \t]+([0-9]{3})(?:[ \t]+(.*))?")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
-def parse_header_lines(lines: list[bytes], max_headers: int) -> tuple[tuple[str, str], ...]:
-    """``Name: value`` lines as sent, with obs-fold lines joined to the previous value."""
-    headers: list[list[str]] = []
-    for raw in lines:
-        line = raw[:-1] if raw.endswith(b"\r") else raw
+def parse_header_block(text: str, max_headers: int) -> tuple[tuple[str, str], ...]:
+    """``Name: value`` lines (latin-1 text) as sent; obs-fold lines join the previous value.
+
+    Lines without a colon are tolerated and carry no header (tshark shows them, nothing more).
+    A plain split/partition loop over ``str`` measured faster here than one regex ``findall``
+    (the regex needs lazy whitespace trimming) and than bytes with per-field decoding.
+    """
+    headers: list[tuple[str, str]] = []
+    for line in text.split("\n"):
+        if line.endswith("\r"):
+            line = line[:-1]
         if not line:
             continue
-        if line[0] in (0x20, 0x09) and headers:
-            headers[-1][1] += " " + line.strip(b" \t").decode("latin-1")
+        if line[0] in " \t":
+            if headers:
+                name, value = headers[-1]
+                headers[-1] = (name, value + " " + line.strip(" \t"))
             continue
-        name, colon, value = line.partition(b":")
-        if not colon or not name:
-            continue  # tolerated: tshark shows such lines but they carry no header
-        headers.append(
-            [name.rstrip(b" \t").decode("latin-1"), value.strip(b" \t").decode("latin-1")]
-        )
-        if len(headers) > max_headers:
-            raise DissectError(f"more than {max_headers} header lines")
-    return tuple((n, v) for n, v in headers)
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if colon and name:
+            headers.append((name, value.strip(" \t")))
+    if len(headers) > max_headers:
+        raise DissectError(f"more than {max_headers} header lines")
+    return tuple(headers)
 
 
 def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> Head:
@@ -55,38 +61,25 @@ def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> He
     everything up to the last space (or the rest of the line when there is none), so
     ``OPTIONS HTTP/1.1`` has target ``HTTP/1.1`` and an empty version, as tshark shows it.
     """
-    lines = raw.split(b"\n")
-    start = lines[0][:-1] if lines[0].endswith(b"\r") else lines[0]
-    headers = parse_header_lines(lines[1:], max_headers)
+    text = raw.decode("latin-1")
+    line_end = text.find("\n")
+    start = text[:line_end]
+    if start.endswith("\r"):
+        start = start[:-1]
+    headers = parse_header_block(text[line_end + 1 :], max_headers)
     if is_request:
-        method, _, rest = start.partition(b" ")
+        method, _, rest = start.partition(" ")
         if not _TOKEN.fullmatch(method):
             raise DissectError("not an HTTP request line")
-        if b" " in rest:
-            target, _, version = rest.rpartition(b" ")
+        if " " in rest:
+            target, _, version = rest.rpartition(" ")
         else:
-            target, version = rest, b""
-        return Head(
-            True,
-            method.decode("ascii"),
-            target.decode("latin-1"),
-            version.decode("latin-1"),
-            headers,
-            len(raw),
-            ts_ns,
-        )
+            target, version = rest, ""
+        return Head(True, method, target, version, headers, len(raw), ts_ns)
     m = _STATUS_LINE.fullmatch(start)
     if m is None:
         raise DissectError("not an HTTP status line")
-    return Head(
-        False,
-        m.group(1).decode("ascii"),
-        m.group(2).decode("ascii"),
-        (m.group(3) or b"").decode("latin-1"),
-        headers,
-        len(raw),
-        ts_ns,
-    )
+    return Head(False, m.group(1), m.group(2), m.group(3) or "", headers, len(raw), ts_ns)
 
 
 class ContentLengthReader:
@@ -193,7 +186,7 @@ class ChunkedReader:
                 raw = buf.take_head()
                 if raw is None:
                     return None
-                trailers = parse_header_lines(raw.split(b"\n"), self._max_headers)
+                trailers = parse_header_block(raw.decode("latin-1"), self._max_headers)
                 wire, self._wire = self._wire + len(raw), 0
                 self._state = "done"
                 return EndOfMessage(wire, trailers)
