@@ -150,6 +150,8 @@ class Engine:
         self._next_sweep = 0
         self._held = 0
         self._decode = self.decoder.decode
+        self._max_record = cfg.max_record_bytes
+        self._max_held = cfg.max_held_bytes
         self._packet = self.flows.packet
 
     # -- frames in -------------------------------------------------------------------------
@@ -158,8 +160,8 @@ class Engine:
         """Take one frame; return the records it completed (often none)."""
         stats = self.stats
         stats.frames += 1
-        ts = frame[0]
-        stats.bytes += len(frame[3])
+        ts, _linktype, _wirelen, data = frame
+        stats.bytes += len(data)
         if ts > self._now:
             self._now = ts
             if ts >= self._next_sweep:
@@ -171,24 +173,37 @@ class Engine:
             st: _Stream = conn.ctx
             frames = pkt.frames
             if len(frames) == 1:
-                size = (len(frame[3]) + 2) // 3 * 4 + PACKET_OVERHEAD
-            else:
+                size = (len(data) + 2) // 3 * 4 + PACKET_OVERHEAD
+                lo = hi = ts
+            else:  # a reassembled datagram: every fragment's frame
                 size = sum((len(f[3]) + 2) // 3 * 4 + PACKET_OVERHEAD for f in frames)
-            if st.est + size > self.config.max_record_bytes and st.frames:
-                self._emit(conn, closed=False)
-            if not st.frames:
-                st.first_ts = st.last_ts = st.seg_start = pkt.ts_ns
-            st.frames.extend(frames)
+                lo = min(f[0] for f in frames)
+                hi = max(f[0] for f in frames)
+            held = st.frames
+            if held:
+                if st.est + size > self._max_record:
+                    self._emit(conn, closed=False)
+                    held = st.frames
+                    st.first_ts = st.seg_start = lo
+                    st.last_ts = hi
+                else:
+                    if lo < st.first_ts:
+                        st.first_ts = lo
+                    if hi > st.last_ts:
+                        st.last_ts = hi
+            else:
+                st.first_ts = st.seg_start = lo
+                st.last_ts = hi
+            if len(frames) == 1:
+                held.append(frame)
+            else:
+                held.extend(frames)
             st.est += size
-            self._held += size
             d = conn.last_dir
             st.pkts[d] += 1
             st.wire[d] += len(pkt.payload)
-            if ts < st.first_ts:
-                st.first_ts = ts
-            elif ts > st.last_ts:
-                st.last_ts = ts
-            if self._held > self.config.max_held_bytes:
+            self._held += size
+            if self._held > self._max_held:
                 self._shed()
         if self._out:
             out, self._out = self._out, []
