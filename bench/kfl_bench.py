@@ -91,7 +91,9 @@ def _common(rng: random.Random, i: int, proto: tuple[str, str, str], port: int) 
             "pod": "",
         },
         "timestamp": NOW_MS - rng.randrange(3_600_000),
-        "elapsedTime": int(rng.expovariate(1 / 80)),
+        "elapsedTime": int(rng.expovariate(1 / 80))
+        if rng.random() > 0.03
+        else rng.randrange(1000, 9000),
         "requestSize": rng.randrange(2000),
         "responseSize": rng.randrange(20000),
     }

@@ -29,6 +29,20 @@ class Arg(Enum):
     TEXT = "string, number or path"
     PATTERN = "regex or string literal"
 
+    @property
+    def placeholder(self) -> str:
+        return _PLACEHOLDERS[self]
+
+
+_PLACEHOLDERS = {
+    Arg.NUMBER: "n",
+    Arg.COUNT: "n",
+    Arg.DATETIME: "text",
+    Arg.PATH_TEXT: "path",
+    Arg.TEXT: "s",
+    Arg.PATTERN: "pattern",
+}
+
 
 class Returns(Enum):
     NUMBER = "number"
@@ -48,7 +62,7 @@ class Signature:
     variadic: bool = False  # the last parameter repeats (at least once)
 
     def shape(self, method: bool) -> str:
-        parts = [p.name.lower() for p in self.params]
+        parts = [p.placeholder for p in self.params]
         if self.variadic:
             parts.append("...")
         return f"{'.' if method else ''}{self.name}({', '.join(parts)})"
@@ -98,10 +112,6 @@ def _relative(unit: str) -> Callable[[int, float], int | float]:
         return int(value) if isinstance(value, float) and value.is_integer() else value
 
     return at
-
-
-def _text_method(test: Callable[[str, str], bool]) -> Callable[[str, str], bool]:
-    return test
 
 
 def _matches(text: str, rx: re.Pattern[str]) -> bool:
@@ -168,7 +178,7 @@ METHODS: dict[str, Signature] = {
         Returns.CONDITION,
         "the text of the value starts with the argument",
         'request.path.startsWith("/api")',
-        _text_method(str.startswith),
+        str.startswith,
     ),
     "endsWith": Signature(
         "endsWith",
@@ -176,7 +186,7 @@ METHODS: dict[str, Signature] = {
         Returns.CONDITION,
         "the text of the value ends with the argument",
         'dst.name.endsWith(".payments")',
-        _text_method(str.endswith),
+        str.endswith,
     ),
     "contains": Signature(
         "contains",
@@ -184,7 +194,7 @@ METHODS: dict[str, Signature] = {
         Returns.CONDITION,
         "the text of the value contains the argument",
         'request.url.contains("token=")',
-        _text_method(str.__contains__),
+        str.__contains__,
     ),
     "matches": Signature(
         "matches",
@@ -207,10 +217,12 @@ METHODS: dict[str, Signature] = {
 
 def markdown_table() -> str:
     """The functions-and-methods table of ``docs/kfl.md``, generated so docs cannot drift."""
-    rows = ["| call | gives | meaning | example |", "|---|---|---|---|"]
+    rows = ["| call | arguments | gives | meaning | example |", "|---|---|---|---|---|"]
     for method, table in ((False, FUNCTIONS), (True, METHODS)):
         for sig in table.values():
+            kinds = "; ".join(f"{p.placeholder}: {p.value}" for p in sig.params) or "none"
             rows.append(
-                f"| `{sig.shape(method)}` | {sig.returns.value} | {sig.summary} | `{sig.example}` |"
+                f"| `{sig.shape(method)}` | {kinds} | {sig.returns.value} | {sig.summary} | "
+                f"`{sig.example}` |"
             )
     return "\n".join(rows)
