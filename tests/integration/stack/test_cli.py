@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -51,3 +52,21 @@ def test_install_again_is_a_no_op(stack: LocalStack) -> None:
 
     assert done.returncode == 0, done.stderr
     assert "already installed" in done.stdout
+
+
+def test_up_refuses_a_port_another_program_holds(stack: LocalStack, tmp_path: Path) -> None:
+    other = LocalStack.isolated(tmp_path / "other", kafka_port=stack.settings.kafka_port)
+    env = {**os.environ, **other.env()}
+    env.pop("STREAMTAP_CONFIG", None)
+
+    try:
+        done = subprocess.run(
+            [str(STREAMTAP), "stack", "up"], env=env, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        asyncio.run(other.down())  # whatever did start must not outlive the test
+
+    assert done.returncode == 1
+    assert f"port {stack.settings.kafka_port}" in done.stderr
+    assert "KAFKA_PORT" in done.stderr
+    assert other.kafka.process.pid() is None
