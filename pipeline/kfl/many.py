@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.kfl.compiler import Compiler, Operand, PathMemo, Pred
+from pipeline.kfl.compiler import ALWAYS, Compiler, Operand, PathMemo, Pred
 from pipeline.kfl.errors import KFLError
 from pipeline.kfl.query import Query, compile
 from pipeline.kfl.syntax import (
@@ -45,6 +45,7 @@ class _Rule:
     full: Pred
     residual: Pred
     residual_tree: Node  # what is left to test once dispatch has settled the protocol
+    guard: tuple[Path, int | str, Pred] | None = None  # `path == literal and rest`, indexable
 
 
 class RuleSet:
@@ -66,14 +67,21 @@ class RuleSet:
         self.stats = {"evaluated": 0, "indexed": 0, "skipped": 0}
 
     def _rule(self, index: int, name: str, text: str) -> _Rule:
+        # each partial tree gets its own Compiler: limit()/redact() may be noted once per compiler
         query = self.queries[name]
         req, rest = _requirement(query.tree)
         full = Compiler(text, query.now_ms, self._memo).cond(query.tree)
-        if rest is None:
-            return _Rule(index, name, req, full, full, query.tree)
-        # its own compiler: limit()/redact() occur in both trees and may be noted once each
-        residual = Compiler(text, query.now_ms, self._memo).cond(rest)
-        return _Rule(index, name, req, full, residual, rest)
+        residual, residual_tree = full, query.tree
+        if rest is not None:
+            residual_tree = rest
+            residual = Compiler(text, query.now_ms, self._memo).cond(rest)
+        guard = None
+        split = _guard(residual_tree)
+        if split is not None:
+            path, const, remainder = split
+            compiler = Compiler(text, query.now_ms, self._memo)
+            guard = (path, const, compiler.cond(remainder) if remainder is not None else ALWAYS)
+        return _Rule(index, name, req, full, residual, residual_tree, guard)
 
     def __call__(self, entry: Any) -> list[str]:
         self._memo.reset()
@@ -100,14 +108,15 @@ class RuleSet:
     def _plan(self, key: tuple[Any, Any]) -> _Plan:
         have = {("abbr", key[0]), ("name", key[1])}
         todo = [r for r in self._rules if r.requirement is None or have & r.requirement]
-        by_path: dict[Path, list[tuple[_Rule, int | str]]] = {}
+        by_path: dict[Path, list[_Rule]] = {}
         for rule in todo:
-            indexable = _equality(rule.residual_tree)
-            if indexable is not None:
-                by_path.setdefault(indexable[0], []).append((rule, indexable[1]))
-        grouped = {r.index for members in by_path.values() if len(members) > 1 for r, _ in members}
+            if rule.guard is not None:
+                by_path.setdefault(rule.guard[0], []).append(rule)
+        grouped = {r.index for members in by_path.values() if len(members) > 1 for r in members}
         groups = tuple(
-            _EqualityIndex(self._getter(path), [(r.index, c) for r, c in members])
+            _EqualityIndex(
+                self._getter(path), [(r.index, *r.guard[1:]) for r in members if r.guard]
+            )
             for path, members in by_path.items()
             if len(members) > 1
         )
@@ -143,20 +152,24 @@ class _Plan:
 
 
 class _EqualityIndex:
-    """Rules `path == literal` over one path: read the path once, look its value up.
+    """Rules `path == literal [and rest]` over one path: read the path once, look its value up,
+    and run ``rest`` only for the rules whose literal it equals.
 
     The lookup follows KFL equality exactly: integers also match equal floats and decimal strings,
     strings match strings, a list matches through its elements, and nothing else matches.
     """
 
-    def __init__(self, src: Operand, members: list[tuple[int, int | str]]) -> None:
+    def __init__(self, src: Operand, members: list[tuple[int, int | str, Pred]]) -> None:
         self.many = src.kind == "many"
         self.get = src.get
         self.ints: dict[int, list[int]] = {}
         self.strs: dict[str, list[int]] = {}
-        for index, const in members:
+        self.rest: dict[int, Pred] = {}
+        for index, const, rest in members:
             table: dict[Any, list[int]] = self.ints if type(const) is int else self.strs
             table.setdefault(const, []).append(index)
+            if rest is not ALWAYS:
+                self.rest[index] = rest
 
     def collect(self, entry: Any, hits: list[int]) -> None:
         found: set[int] = set()
@@ -165,7 +178,10 @@ class _EqualityIndex:
                 self._lookup(v, found, True)
         else:
             self._lookup(self.get(entry), found, True)
-        hits.extend(found)
+        rest = self.rest
+        for i in found:
+            if i not in rest or rest[i](entry):
+                hits.append(i)
 
     def _lookup(self, v: Any, found: set[int], expand: bool) -> None:
         t = type(v)
@@ -183,6 +199,20 @@ class _EqualityIndex:
         elif t is list and expand:
             for x in v:
                 self._lookup(x, found, False)
+
+
+def _guard(tree: Node) -> tuple[Path, int | str, Node | None] | None:
+    """Split `path == literal and rest` (or just `path == literal`) for an equality index."""
+    eq = _equality(tree)
+    if eq is not None:
+        return eq[0], eq[1], None
+    if isinstance(tree, And):
+        for i, item in enumerate(tree.items):
+            eq = _equality(item)
+            if eq is not None:
+                rest = tree.items[:i] + tree.items[i + 1 :]
+                return eq[0], eq[1], rest[0] if len(rest) == 1 else And(rest)
+    return None
 
 
 def _equality(node: Node) -> tuple[Path, int | str] | None:

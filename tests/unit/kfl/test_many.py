@@ -98,10 +98,26 @@ CONSTS = st.sampled_from(["500", "500.0", "abc", "ABC", "5e2", "-1", "true", "ni
     st.fixed_dictionaries({"a": st.fixed_dictionaries({"b": VALUES, "c": VALUES}), "l": VALUES}),
 )
 def test_equality_index_agrees_with_single_rules(pairs: list[tuple[str, str]], entry: Any) -> None:
-    texts = {f"r{i}": f"{path} == {const}" for i, (path, const) in enumerate(pairs)}
+    rests = ["", " and a.c != 1", " and a.b", " and not a.c == 500"]
+    texts = {
+        f"r{i}": f"{path} == {const}{rests[i % len(rests)]}"
+        for i, (path, const) in enumerate(pairs)
+    }
     texts["guard"] = "a.b != 1"
     many = compile_many(texts)
     assert many(entry) == [n for n, t in texts.items() if compile(t)(entry)]
+
+
+def test_guarded_equality_runs_the_rest_only_on_a_hit(entries: dict[str, Any]) -> None:
+    many = compile_many(
+        {
+            f"ns{i}": f'src.namespace == "{ns}" and dst.port == 80'
+            for i, ns in enumerate(["storefront", "shop", "x"])
+        }
+    )
+    assert many(entries["http_post_500"]) == ["ns0"]
+    assert many(entries["http_get_200"]) == []
+    assert many.stats["indexed"] == 6 and many.stats["evaluated"] == 0
 
 
 def test_equality_index_is_used_for_same_path_rules(entries: dict[str, Any]) -> None:
