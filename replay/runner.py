@@ -90,8 +90,33 @@ def _plan_objects(
     return selected
 
 
-def _dissect_all(dissect: Dissect, data: bytes, node: str) -> list[StreamRecord]:
-    return list(dissect(data, node))
+def _resolution(objects: list[CaptureObject]) -> dict[str, str]:
+    """ip -> name from every manifest of the recording, not only the object's own.
+
+    A name is often resolved in one batch and used in a later one (the DNS answer comes first,
+    the connection later), which is why Kubeshark kept one resolution history per recording.
+    The first name recorded for an address wins, so a replay shows the same name whatever
+    subset of objects it downloads.
+    """
+    names: dict[str, str] = {}
+    for obj in objects:
+        if obj.manifest is not None:
+            for ip, name in obj.manifest.names.items():
+                names.setdefault(ip, name)
+    return names
+
+
+def _dissect_all(
+    dissect: Dissect, data: bytes, node: str
+) -> tuple[list[StreamRecord], ReplayError | None]:
+    """The records of one capture, and the damage that cut it short (if any): the frames
+    before the damage are real traffic and are kept."""
+    records: list[StreamRecord] = []
+    try:
+        records.extend(dissect(data, node))
+    except ReplayError as exc:
+        return records, exc
+    return records, None
 
 
 def _chunks(records: Iterable[StreamRecord], n: int) -> Iterator[list[StreamRecord]]:
@@ -133,13 +158,14 @@ async def run_job(
             else await asyncio.to_thread(list_source, spec.source, client)
         )
         selected = _plan_objects(job, listed, query)
+        names = _resolution(listed)
         done = set(job.done_keys)
         todo = [o for o in selected if o.key not in done]
         jobs.save(job)
         if progress:
             progress(job)
         await _replay_objects(job, jobs, cancel, todo, sink, client, node, dissect, query,
-                              progress)  # fmt: skip
+                              progress, names)  # fmt: skip
         if job.state == "running":
             job.state = "cancelled" if _cancelled(cancel, jobs, job) else "done"
     except ReplayError as exc:
@@ -168,6 +194,7 @@ async def _replay_objects(
     dissect: Dissect,
     query: Query | None,
     progress: Progress | None,
+    names: dict[str, str],
 ) -> None:
     spec = job.spec_model
     parallel = max(1, spec.parallel)
@@ -195,8 +222,10 @@ async def _replay_objects(
                 fill()
                 continue
             fill()
-            names = obj.manifest.names if obj.manifest else {}
-            records = await asyncio.to_thread(_dissect_all, dissect, data, node)
+            records, damage = await asyncio.to_thread(_dissect_all, dissect, data, node)
+            if damage is not None:
+                job.objects_failed += 1
+                job.error = f"{obj.key}: {damage}"
             kept: list[StreamRecord] = []
             for rec in records:
                 job.streams += 1 if rec.segment == 0 else 0
