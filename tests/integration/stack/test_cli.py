@@ -63,10 +63,11 @@ def test_up_refuses_a_port_another_program_holds(stack: LocalStack, tmp_path: Pa
         done = subprocess.run(
             [str(STREAMTAP), "stack", "up"], env=env, capture_output=True, text=True, timeout=300
         )
+
+        assert done.returncode == 1
+        assert f"port {stack.settings.kafka_port}" in done.stderr
+        assert "KAFKA_PORT" in done.stderr
+        assert other.kafka.process.pid() is None
+        assert other.s3.process.pid() is None
     finally:
         asyncio.run(other.down())  # whatever did start must not outlive the test
-
-    assert done.returncode == 1
-    assert f"port {stack.settings.kafka_port}" in done.stderr
-    assert "KAFKA_PORT" in done.stderr
-    assert other.kafka.process.pid() is None
