@@ -274,7 +274,8 @@ class Compiler:
         if isinstance(step, Deep):
             name = step.name
             return "many", lambda v: V.deep_find(v, name)
-        return "one", V.parse_json  # .json(), the only value method
+        impl: Getter = METHODS[step.name].impl  # .json(), the only value method
+        return "one", impl
 
     def method_pred(self, node: Path) -> Pred:
         method = node.steps[-1]

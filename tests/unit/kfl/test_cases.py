@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pipeline.kfl import KFLError, compile
-from tests.unit.kfl.conftest import NOW_MS, load_cases
+from tests.unit.kfl.conftest import DATA, NOW_MS, load_cases
 
 CASES = load_cases()
 
@@ -37,3 +37,11 @@ def test_file_has_every_kind() -> None:
     kinds = {("error" in c, "warning" in c, "entry" in c) for c in CASES}
     assert (True, False, False) in kinds and (False, True, False) in kinds
     assert len([c for c in CASES if "entry" in c]) > 100
+
+
+def test_repo_copy_matches_the_shared_contract() -> None:
+    shared = DATA.parents[2].parent / "shared" / "kfl"
+    if not shared.is_dir():
+        pytest.skip("no ../shared/kfl next to this clone; the repo copy is the contract")
+    for name in ("entries.json", "cases.jsonl"):
+        assert (DATA / name).read_bytes() == (shared / name).read_bytes(), name
