@@ -3,7 +3,8 @@
 These models are the documentation and the validator of that JSON shape. The sensor's hot path
 builds plain dicts (dissectors fill ``request``/``response``, the record builder the common
 fields); tests validate those dicts here, so the shape cannot drift from ENTRY.md unnoticed.
-Unknown keys are refused, so a typo in a dissector fails a test instead of reaching users.
+Unknown keys inside ``request``/``response`` are refused, so a typo in a dissector fails a test
+instead of reaching users.
 
 ``entry_from_json`` picks the model by ``protocol.name``; ``Entry.to_json`` gives back exactly
 ENTRY.md's JSON (optional fields that are unset are left out, as ENTRY.md does).
@@ -87,7 +88,14 @@ class EntryPeer(_Model):
 
 
 class Entry(_Model):
-    """Fields every entry has, whatever the protocol."""
+    """Fields every entry has, whatever the protocol.
+
+    Top-level keys beyond these are allowed: the record builder adds a dissector's
+    ``Item.extra`` there (``gap``, ``informational``, ``unmatched_response``, ``variant``...),
+    never over a documented field. Everything nested stays strict.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     id: str = Field(description="<stream>-<index>")
     stream: str

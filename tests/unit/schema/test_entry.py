@@ -40,6 +40,12 @@ def test_unknown_field_is_refused() -> None:
         entry_from_json(obj)
 
 
+def test_top_level_extras_are_kept() -> None:
+    obj = http_entry()
+    obj["gap"] = True
+    assert entry_from_json(obj).to_json()["gap"] is True
+
+
 def test_unknown_protocol_is_refused() -> None:
     obj = bare_entry()
     obj["protocol"]["name"] = "smtp"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from corpus_streams import capture_entries, dissect_flow, make_dissector, read_flows
-from manifest_check import assert_matches_manifest, http_view
+from manifest_check import DELIBERATE_DIFFERENCES, assert_matches_manifest, http_view
 
 from streamtap.schema import entry_from_json
 
@@ -40,14 +40,7 @@ def _convs_of_unmatched(name: str) -> set[tuple[str, int, str, int]]:
     }
 
 
-#: captures where we differ from tshark on purpose: the reason, and a test below checks it
-DIFFERENT = {
-    "http11-many-methods.pcap": "streams whose first line is not a request line stay bare",
-    "http11-post-chunked-retrans.pcap": "tshark shows two retransmitted responses again",
-    "http11-qinq-2vlan.pcap": "we keep the status of a response the capture cut short",
-    "http11-socks5-ipfrag.pcap": "HTTP inside SOCKS: the first payload is the SOCKS greeting",
-    "http11-206-heavy-ooo.pcap": "tshark's reassembly never completes one 206 response",
-}
+DIFFERENT = DELIBERATE_DIFFERENCES
 
 CAPTURES = sorted(
     name
