@@ -9,7 +9,13 @@ dissectors for direct use in tests and tools.
 from __future__ import annotations
 
 from producers.dissect.base import Direction, DissectError, Dissector, Item, ProtocolInfo
-from producers.dissect.detect import DNS_PORTS, looks_like_dns, looks_like_dns_tcp, looks_like_http
+from producers.dissect.detect import (
+    DNS_PORTS,
+    looks_like_dns,
+    looks_like_dns_length_only,
+    looks_like_dns_tcp,
+    looks_like_http,
+)
 from producers.dissect.dns import DnsDissector
 from producers.dissect.http1 import Http1Dissector
 from producers.dissect.limits import DEFAULT_LIMITS, DissectLimits
@@ -57,9 +63,12 @@ def select_dissector(
         return None
     http = looks_like_http(first_payload)
     dns = looks_like_dns_tcp(first_payload)
+    on_dns_port = bool(DNS_PORTS & {src_port, dst_port})
     if http and dns:
-        dns = bool(DNS_PORTS & {src_port, dst_port})
+        dns = on_dns_port
         http = not dns
+    elif not http and on_dns_port and looks_like_dns_length_only(first_payload):
+        dns = True
     if http:
         return Http1Dissector(limits)
     if dns:

@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 import struct
 
-__all__ = ["DNS_PORTS", "HTTP_METHODS", "looks_like_dns", "looks_like_dns_tcp", "looks_like_http"]
+__all__ = [
+    "DNS_PORTS",
+    "HTTP_METHODS",
+    "looks_like_dns",
+    "looks_like_dns_length_only",
+    "looks_like_dns_tcp",
+    "looks_like_http",
+]
 
 #: methods tshark recognises (RFC 9110, WebDAV, UPnP, RTSP-ish and friends). With one of these
 #: the start line may be sloppy, as it is in the corpus's malformed-method captures; any other
@@ -75,9 +82,7 @@ def looks_like_dns(payload: bytes) -> bool:
 def looks_like_dns_tcp(payload: bytes) -> bool:
     """A 2-byte length prefix followed by a plausible DNS header.
 
-    The first segment may hold only part of the message, so the length must be at least what
-    is here minus the prefix only when the message is complete; a shorter first segment is
-    judged on the header and question it does carry.
+    A first segment cut inside the question is judged on the header alone.
     """
     if len(payload) < 14:
         return False
@@ -85,12 +90,15 @@ def looks_like_dns_tcp(payload: bytes) -> bool:
     if length < 12:
         return False
     body = payload[2 : 2 + length]
-    if len(body) < 12:
-        return False
     if not _dns_header_plausible(body):
-        # the question may be cut by the segment end: check the header alone
         return len(body) < length and _dns_header_only(body)
     return True
+
+
+def looks_like_dns_length_only(payload: bytes) -> bool:
+    """Some resolvers write the length prefix in a segment of its own: two bytes that can
+    only be told from noise by the port (the caller's tie-break)."""
+    return len(payload) == 2 and struct.unpack("!H", payload)[0] >= 12
 
 
 def _dns_header_only(msg: bytes) -> bool:

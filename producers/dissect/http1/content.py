@@ -132,6 +132,7 @@ class BodySink:
         "decoded_size",
         "gap",
         "kept",
+        "raw_kept",
         "size",
         "undecodable",
     )
@@ -140,6 +141,8 @@ class BodySink:
         self.size = 0
         self.decoded_size = 0
         self.kept = bytearray()
+        #: the body as sent, kept only while decoding so a decode error can fall back to it
+        self.raw_kept = bytearray()
         self.capped = False
         self.gap = False
         self.decode_error = ""
@@ -167,12 +170,17 @@ class BodySink:
             if not self.gap:
                 self._keep(data)
             return
+        room = self._text_cap - len(self.raw_kept)
+        if room > 0:
+            self.raw_kept += data[:room]
         if self.capped or self.decode_error or self.gap:
             return
         try:
             chunks = self._decoder.feed(data, self._decoded_cap - self.decoded_size)
-        except (zlib.error, ValueError, Exception) as exc:  # brotli.error is a plain Exception
+        except Exception as exc:  # zlib.error, or brotli.error (a plain Exception subclass)
             self.decode_error = type(exc).__name__
+            self.kept = self.raw_kept  # show the body as sent, as tshark does when it fails
+            self.decoded_size = 0
             return
         for chunk in chunks:
             if not chunk:

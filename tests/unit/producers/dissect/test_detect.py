@@ -78,3 +78,15 @@ def test_variants_and_netbios() -> None:
 
 def test_other_layer4_is_bare() -> None:
     assert select_dissector("sctp", C, b"GET / HTTP/1.1\r\n", 1, 2) is None
+
+
+def test_dns_length_prefix_alone_is_dns_only_on_a_dns_port() -> None:
+    framed = struct.pack("!H", len(QUERY)) + QUERY
+    d = select_dissector("tcp", C, framed[:2], 40000, 53)
+    assert isinstance(d, DnsDissector)
+    d.feed(C, framed[:2], 1)
+    d.feed(C, framed[2:], 2)
+    d.end(3)
+    item = d.next_item()
+    assert item is not None and item.request["questions"][0]["name"] == "example.com"
+    assert select_dissector("tcp", C, framed[:2], 40000, 8080) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import tracemalloc
 
@@ -146,7 +147,9 @@ def test_corrupt_gzip_keeps_raw_body() -> None:
     d.feed(S, head.encode() + body, 2)
     (item,) = drain(d)
     assert item.extra["response_decode_error"]
-    assert item.response["content"]["size"] == len(body)
+    content = item.response["content"]
+    assert content["size"] == len(body)
+    assert content["encoding"] == "base64" and base64.b64decode(content["text"]) == body
 
 
 _events = st.lists(
