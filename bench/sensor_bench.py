@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import producers.dissect as dissect
 from producers.capture import Frame, open_capture, write_pcap
 from producers.decode.synth import (
     ACK,
@@ -214,6 +215,16 @@ def engine_in_memory(frames: list[Frame]) -> int:
     return records + len(engine.flush())
 
 
+def engine_bare(frames: list[Frame]) -> int:
+    """(b-core) with every stream left bare: what decode + reassembly + records cost alone."""
+    original = dissect.select_dissector
+    dissect.select_dissector = lambda *args, **kwargs: None
+    try:
+        return engine_in_memory(frames)
+    finally:
+        dissect.select_dissector = original
+
+
 def publish_hook(path: Path) -> float | None:
     """(c) Engine + publishing to Kafka. Returns CPU seconds, or None when not wired yet.
 
@@ -274,6 +285,8 @@ def main() -> None:
         rows.append(("(b) read+decode+reassemble+dissect->records", cpu_b))
         cpu_core, _ = measure(lambda: engine_in_memory(frames), args.repeat)
         rows.append(("(b-core) same, frames already in memory", cpu_core))
+        cpu_bare, _ = measure(lambda: engine_bare(frames), args.repeat)
+        rows.append(("(b-bare) b-core, no dissectors (all bare)", cpu_bare))
         cpu_c = publish_hook(path)
         rows.append(("(c) (b) + publish to Kafka", cpu_c))
         cpu_d = tshark(path)

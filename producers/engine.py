@@ -7,6 +7,12 @@ a reassembled IP datagram. Frames that carry neither (ARP, ICMP, LLC, ...), malf
 fragments of datagrams that never completed are *not* recorded: they are counted by reason in
 ``stats`` (a recorder of L4 streams has no stream to put them in).
 
+Entries: a stream a dissector claims gets one entry per dissected item. A stream no dissector
+claims (or whose dissector raised DissectError, or made no item at all) gets a *bare* entry per
+published segment, counting that segment's payload bytes, so every segment can be matched on
+its own; a short stream thus has exactly one. Late packets of a closed stream (see the flow
+table's tombstones) are recorded in further segments under the same id, without new entries.
+
 Time is packet time: timeouts and segment ages run on the frames' timestamps, so the same
 capture always gives the same records and stream ids. No sockets, clocks or env vars here.
 """
@@ -313,6 +319,7 @@ class Engine:
         st: _Stream = conn.ctx
         st.gaps.append(Gap(direction=_DIRS[direction], offset=offset, length=length, ts_ns=ts_ns))
         st.est += 120
+        self._held += 120
         self.stats.gaps += 1
         self.stats.gap_bytes += length
         dis = st.dissector

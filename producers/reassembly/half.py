@@ -87,7 +87,8 @@ class HalfStream:
         self.pending: list[tuple[int, int, bytes]] = []  # (offset, ts_ns, data), sorted
         self.pending_bytes = 0
         # The last few delivered segments, to tell an honest retransmission from a conflict.
-        self.recent: deque[tuple[int, bytes]] = deque(maxlen=8)
+        # Few, because they pin payload memory for as long as the stream lives.
+        self.recent: deque[tuple[int, bytes]] = deque(maxlen=4)
 
     def start(self, seq: int) -> None:
         """First sight of this direction without a SYN: trust its sequence number."""
