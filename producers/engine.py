@@ -20,6 +20,7 @@ capture always gives the same records and stream ids. No sockets, clocks or env 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,7 +70,7 @@ class EngineConfig:
 
 @dataclass(slots=True)
 class EngineStats:
-    """Completeness counters. ``as_dict()`` adds the decoder's and reassembly's counters."""
+    """Completeness counters; ``Engine.stats_dict()`` adds the decoder's and reassembly's."""
 
     frames: int = 0
     bytes: int = 0
@@ -223,7 +224,16 @@ class Engine:
         out, self._out = self._out, []
         return out
 
-    def feed_all(self, frames: Any) -> list[StreamRecord]:
+    def records(self, frames: Iterable[Frame]) -> Iterator[StreamRecord]:
+        """Feed frames and yield each record as soon as it is ready; flush at the end."""
+        feed = self.feed
+        for frame in frames:
+            records = feed(frame)
+            if records:
+                yield from records
+        yield from self.flush()
+
+    def feed_all(self, frames: Iterable[Frame]) -> list[StreamRecord]:
         """Feed an iterable of frames and flush: every record of a whole capture."""
         out: list[StreamRecord] = []
         feed = self.feed

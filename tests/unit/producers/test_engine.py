@@ -296,3 +296,9 @@ def test_fuzz_engine_only_counts_errors(junk: list[bytes], linktype: int) -> Non
     )
     assert stats["frames_recorded"] + total == len(frames)
     assert sum(len(r.packets) for r in records) == stats["frames_recorded"]
+
+
+def test_records_generator_equals_feed_all(echo: list[tuple]) -> None:
+    frames = conversation([(True, b"a\n"), (False, b"b\n")], cport=41000)
+    frames += conversation([(True, b"c\n")], cport=41001, t0=T0 + 400 * SEC)
+    assert list(Engine("n").records(iter(frames))) == Engine("n").feed_all(frames)
