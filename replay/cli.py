@@ -111,6 +111,12 @@ def _run(job: Job, store_: JobStore, settings: Settings, store: EntryStore | Non
 )
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, help="downloads in flight")
 @click.option("--resume", "resume_id", help="continue an interrupted job by its id")
+@click.option(
+    "--serve",
+    "serve_port",
+    type=click.IntRange(0, 65535),
+    help="run as a service on 127.0.0.1:PORT: jobs submitted over the API (POST /api/jobs)",
+)
 def replay(
     source: str | None,
     pcap: str | None,
@@ -122,6 +128,7 @@ def replay(
     rate: float,
     parallel: int,
     resume_id: str | None,
+    serve_port: int | None,
 ) -> None:
     """Replay recorded PCAPs (s3://bucket/prefix, a file or a folder) into a Kafka topic.
 
@@ -131,6 +138,10 @@ def replay(
     """
     settings = _settings()
     store_ = JobStore(job_folder(settings))
+    if serve_port is not None:
+        store = EntryStore(settings.home / "replay" / "service.db")
+        _serve(settings, store, None, store_, "127.0.0.1", serve_port)
+        return
     if resume_id:
         try:
             job = store_.load(resume_id)
@@ -242,9 +253,10 @@ def tap(source: str, kfl: str, db: Path | None, host: str, port: int, no_serve: 
 
 
 def _serve(
-    settings: Settings, store: EntryStore, spec: JobSpec, job_store: JobStore, host: str,
+    settings: Settings, store: EntryStore, spec: JobSpec | None, job_store: JobStore, host: str,
     port: int,
 ) -> None:  # fmt: skip
+    """Serve the dashboard and API; with ``spec``, start that job at once (``tap``)."""
     from replay.app import create_app
     from replay.jobs import JobManager
     from replay.server import DashboardServer
@@ -254,12 +266,12 @@ def _serve(
         server = DashboardServer(create_app(store, manager), host, port)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    job = manager.submit(spec)
-    click.echo(f"replaying {spec.source} into {store.path} (job {job.id})")
+    job = manager.submit(spec) if spec is not None else None
+    if job is not None and spec is not None:
+        click.echo(f"replaying {spec.source} into {store.path} (job {job.id})")
     click.echo(f"Dashboard: {server.url}")
     sys.stdout.flush()
     try:
         server.run()
     finally:
-        manager.cancel(job.id)
-        manager.wait(job.id, timeout=30)
+        manager.stop_all(timeout=30)

@@ -222,6 +222,13 @@ class JobManager:
             self.store.request_cancel(job_id)
         return job
 
+    def stop_all(self, timeout: float | None = None) -> None:
+        """Cancel the jobs this manager started and wait for them (service shutdown)."""
+        for event in self._cancel.values():
+            event.set()
+        for thread in self._threads.values():
+            thread.join(timeout)
+
     def wait(self, job_id: str, timeout: float | None = None) -> Job | None:
         thread = self._threads.get(job_id)
         if thread is not None:
