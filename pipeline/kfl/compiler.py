@@ -231,11 +231,8 @@ class Compiler:
         rx = re.compile(rx_node.pattern)
         side = self.operand(other)
         if side.kind == "const":
-            return (
-                ALWAYS
-                if regex_pred(Operand("one", get=lambda e: side.value), rx, node.op)(None)
-                else NEVER
-            )
+            hit = V.regex_any(rx, [side.value])
+            return ALWAYS if hit is (node.op == "==") else NEVER
         return regex_pred(side, rx, node.op)
 
     # paths --------------------------------------------------------------------------------
