@@ -8,7 +8,21 @@ from typing import Any
 
 from producers.reassembly.half import Budget, HalfStream, StreamSink
 
-__all__ = ["Conn"]
+__all__ = ["Conn", "address_text"]
+
+_TEXT: dict[bytes, str] = {}
+_TEXT_MAX = 65_536
+
+
+def address_text(packed: bytes) -> str:
+    """``ipaddress``'s text form of a packed IPv4/IPv6 address, memoised (addresses recur
+    across streams, and formatting one costs microseconds). The memo is bounded."""
+    text = _TEXT.get(packed)
+    if text is None:
+        if len(_TEXT) >= _TEXT_MAX:
+            _TEXT.clear()
+        text = _TEXT[packed] = str(ipaddress.ip_address(packed))
+    return text
 
 
 class Conn:
@@ -79,11 +93,11 @@ class Conn:
 
     @property
     def client_ip(self) -> str:
-        return str(ipaddress.ip_address(self.cip))
+        return address_text(self.cip)
 
     @property
     def server_ip(self) -> str:
-        return str(ipaddress.ip_address(self.sip))
+        return address_text(self.sip)
 
     @property
     def layer4(self) -> str:
