@@ -17,7 +17,7 @@ from typing import Any
 
 from producers.dissect.base import DissectError
 from producers.dissect.dns.codes import class_name, opcode_name, rcode_name, type_name
-from producers.dissect.dns.names import read_name
+from producers.dissect.dns.names import NameCache, read_name
 
 __all__ = ["Message", "parse_message"]
 
@@ -62,7 +62,9 @@ class Message:
         }
 
 
-def _rdata(msg: bytes, rtype: int, start: int, end: int, rec: dict[str, Any]) -> None:
+def _rdata(
+    msg: bytes, rtype: int, start: int, end: int, rec: dict[str, Any], cache: NameCache
+) -> None:
     """Add the type's fields to ``rec``; unknown or odd-sized rdata is kept as hex."""
     rdata = msg[start:end]
     if rtype == 1 and len(rdata) == 4:
@@ -70,18 +72,18 @@ def _rdata(msg: bytes, rtype: int, start: int, end: int, rec: dict[str, Any]) ->
     elif rtype == 28 and len(rdata) == 16:
         rec["ip"] = socket.inet_ntop(socket.AF_INET6, rdata)
     elif rtype in (2, 5, 12, 39):
-        name, after = read_name(msg, start)
+        name, after = read_name(msg, start, cache)
         _inside(after, end)
         rec[{2: "ns", 5: "cname", 12: "ptr", 39: "dname"}[rtype]] = name
     elif rtype == 15 and len(rdata) >= 3:
-        exchange, after = read_name(msg, start + 2)
+        exchange, after = read_name(msg, start + 2, cache)
         _inside(after, end)
         rec["mx"] = {"preference": (rdata[0] << 8) | rdata[1], "exchange": exchange}
     elif rtype in (16, 99):
         rec["txts"] = _strings(rdata)
     elif rtype == 6:
-        mname, pos = read_name(msg, start)
-        rname, pos = read_name(msg, pos)
+        mname, pos = read_name(msg, start, cache)
+        rname, pos = read_name(msg, pos, cache)
         if pos + 20 > end:
             raise DissectError("SOA record cut short")
         serial, refresh, retry, expire, minimum = _SOA_FIXED.unpack_from(msg, pos)
@@ -96,7 +98,7 @@ def _rdata(msg: bytes, rtype: int, start: int, end: int, rec: dict[str, Any]) ->
         }
     elif rtype == 33 and len(rdata) >= 7:
         priority, weight, port = _SRV_FIXED.unpack_from(rdata)
-        target, after = read_name(msg, start + 6)
+        target, after = read_name(msg, start + 6, cache)
         _inside(after, end)
         rec["srv"] = {"priority": priority, "weight": weight, "port": port, "target": target}
     elif rdata:
@@ -152,9 +154,10 @@ def parse_message(msg: bytes, mdns: bool = False) -> Message:
     class_mask = 0x7FFF if mdns else 0xFFFF
     pos = 12
     size = len(msg)
+    cache: NameCache = {}
     questions = []
     for _ in range(qd):
-        name, pos = read_name(msg, pos)
+        name, pos = read_name(msg, pos, cache)
         if pos + 4 > size:
             raise DissectError("DNS question cut short")
         qtype, qclass = struct.unpack_from("!HH", msg, pos)
@@ -166,7 +169,7 @@ def parse_message(msg: bytes, mdns: bool = False) -> Message:
     ext_rcode = 0
     for section, count in zip(sections, (an, ns, ar), strict=True):
         for _ in range(count):
-            name, pos = read_name(msg, pos)
+            name, pos = read_name(msg, pos, cache)
             if pos + 10 > size:
                 raise DissectError("DNS record header cut short")
             rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(msg, pos)
@@ -183,7 +186,7 @@ def parse_message(msg: bytes, mdns: bool = False) -> Message:
             if rtype == 41:
                 ext_rcode = _opt(msg, start, end, rclass, ttl, rec)
             else:
-                _rdata(msg, rtype, start, end, rec)
+                _rdata(msg, rtype, start, end, rec, cache)
             section.append(rec)
             pos = end
     return Message(
