@@ -344,3 +344,19 @@ def test_agrees_with_dnspython_on_generated_messages(
         for rd in rrset
     )
     assert ours == theirs
+
+
+def test_name_length_limit_counts_compressed_suffixes() -> None:
+    """A name built from a label plus a pointer to an earlier (cached) name is still held to
+    255 octets on the wire."""
+    labels = [b"a" * 61] * 4  # 4 * 62 + 1 = 249 octets
+    qname = b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
+    question = qname + b"\x00\x01\x00\x01"
+    ok_owner = b"\x04abcd\xc0\x0c"  # 5 + 249 = 254 octets
+    bad_owner = b"\x06abcdef\xc0\x0c"  # 7 + 249 = 256 octets
+    rr = b"\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01"
+    header = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0)
+    msg = parse_message(header + question + ok_owner + rr)
+    assert msg.answers[0]["name"] == "abcd." + ".".join(x.decode() for x in labels)
+    with pytest.raises(DissectError):
+        parse_message(header + question + bad_owner + rr)
