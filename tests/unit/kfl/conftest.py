@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "kfl"
+ROOT = Path(__file__).resolve().parents[3]
+DATA = ROOT / "tests" / "data" / "kfl"
+if str(ROOT) not in sys.path:  # the test modules import helpers as tests.unit.kfl.*
+    sys.path.insert(0, str(ROOT))
 NOW_MS = 1795780800000  # 2026-11-27T12:00:00Z, two hours after the sample entries
 
 
