@@ -11,6 +11,9 @@ question section, marked ``extra["unmatched_response"]``.
 mDNS (5353) and LLMNR (5355) use the DNS message format and tshark counts them as DNS, so they
 are DNS entries too, marked ``extra["variant"]``; for mDNS the cache-flush/unicast bit is
 masked out of the class.
+
+``Item.extra`` keys: ``variant``, ``unmatched_response``, ``evicted``, ``truncated`` (TC bit on
+the response) and ``malformed_messages`` (messages skipped since the previous item).
 """
 
 from __future__ import annotations

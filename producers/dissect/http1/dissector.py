@@ -13,6 +13,14 @@ request. 1xx interim responses (100 Continue, 102, 103) do not end the exchange:
 in ``Item.extra["informational"]`` and the request pairs with its *final* response (ENTRY.md has
 one entry per request/response pair; tshark counts the 100 as a response of its own). 101 is
 final and turns both directions into an opaque tunnel, as does a 2xx answer to CONNECT.
+
+``Item.extra`` keys (the record builder copies them to the entry's top level): ``informational``
+(1xx responses: status, statusText, ts_ns), ``tunnel``, ``gap`` (body bytes lost to a capture
+gap were skipped), ``unmatched_response`` (no request seen: ``request`` is None),
+``request_incomplete``/``response_incomplete`` (the stream or a gap cut the message short),
+``{request,response}_trailers``, ``_decoded_capped`` (zip-bomb cap hit), ``_decode_error``,
+``_content_encoding`` (a coding we cannot decode), ``_text_truncated`` (text cap hit) and
+``evicted`` (the pending-request cap pushed it out before its response came).
 """
 
 from __future__ import annotations
