@@ -8,7 +8,7 @@ path; ``tests/unit/producers/dissect`` checks the dicts validate against
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, unquote_plus, urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from producers.dissect.http1.content import BodySink, render_body
 from producers.dissect.http1.events import Head
@@ -83,7 +83,7 @@ def request_object(head: Head, sink: BodySink | None) -> dict[str, Any]:
         "method": head.first,
         "url": head.second,
         "path": path,
-        "pathSegments": [unquote(s) for s in path.split("/") if s],
+        "pathSegments": [s for s in path.split("/") if s],
         "httpVersion": head.third,
         "headers": headers,
         "cookies": cookies,

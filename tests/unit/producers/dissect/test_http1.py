@@ -287,7 +287,7 @@ def test_url_parts() -> None:
     (item,) = run(script)
     r = item.request
     assert r["path"] == "/a//b%20c/"
-    assert r["pathSegments"] == ["a", "b c"]
+    assert r["pathSegments"] == ["a", "b%20c"]  # split as sent (ENTRY.md), not decoded
     assert r["queryString"] == {"q": ["1", "2"], "e": "", "plus": "a b"}
     script = [(C, req(target="http://h.test/p/q?x=1")), (S, resp())]
     (item,) = run(script)
