@@ -9,6 +9,7 @@ works. A damaged capture stops cleanly: the frames before the damage are yielded
 from __future__ import annotations
 
 import gzip
+import io
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,6 +44,24 @@ class _Prefixed:
         return out
 
 
+def _exact(read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """``read`` for a raw stream (pipe, socket) that may return fewer bytes than asked:
+    keep reading until ``n`` bytes or end of stream, as a buffered stream does by itself."""
+
+    def read_exact(n: int) -> bytes:
+        data = read(n)
+        if data is None:
+            data = b""
+        while 0 <= len(data) < n:
+            more = read(n - len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    return read_exact
+
+
 class CaptureReader:
     """Iterate ``(ts_ns, linktype, wirelen, data)`` frames of one capture stream, once.
 
@@ -71,6 +90,8 @@ class CaptureReader:
 
     def __iter__(self) -> Iterator[Frame]:
         read: Callable[[int], bytes] = self._stream.read
+        if not isinstance(self._stream, io.BufferedIOBase):
+            read = _exact(read)  # buffered streams already return all n bytes unless at EOF
         try:
             magic = read(4)
             if magic[:2] == _GZIP_MAGIC:

@@ -225,3 +225,28 @@ def test_fuzz_readers_never_raise(tail: bytes, kind: str) -> None:
 def test_open_capture_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         open_capture(tmp_path / "nope.pcap")
+
+
+class _Trickle:
+    """A raw stream that hands out at most ``step`` bytes per read, like a pipe may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.pos, self.step = data, 0, step
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.step if n < 0 else min(n, self.step)
+        out = self.data[self.pos : self.pos + n]
+        self.pos += len(out)
+        return out
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 1000])
+@pytest.mark.parametrize("kind", ["pcap", "pcapng", "gzip"])
+def test_short_reads_byte_by_byte(step: int, kind: str) -> None:
+    raw = pcapng_bytes([([(1, 6)], [(0, f) for f in FRAMES])]) if kind == "pcapng" else _pcap()
+    data = gzip.compress(raw) if kind == "gzip" else raw
+    reader = CaptureReader(_Trickle(data, step), "trickle")  # type: ignore[arg-type]
+    assert list(reader) == FRAMES and reader.error is None
+    # trailing garbage after the last record is reported, not silently read as a frame
+    reader = CaptureReader(_Trickle(raw + b"\x01\x02\x03", step), "trickle")  # type: ignore[arg-type]
+    assert list(reader) == FRAMES and reader.error is not None
