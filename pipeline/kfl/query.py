@@ -10,7 +10,7 @@ from pipeline.kfl.compiler import Compiled, Compiler
 from pipeline.kfl.errors import KFLError
 from pipeline.kfl.printer import normal_form
 from pipeline.kfl.redact import redact
-from pipeline.kfl.syntax import Call, Method, Node, Parsed, Path, parse
+from pipeline.kfl.syntax import Call, Node, Parsed, parse, walk
 
 __all__ = ["Query", "compile", "parse_cached", "uses_clock"]
 
@@ -103,15 +103,6 @@ def _bind(parsed: Parsed, now_ms: int | None, compiled: Compiled) -> Query:
     return query
 
 
-def uses_clock(node: Any) -> bool:
+def uses_clock(tree: Node) -> bool:
     """Whether the result depends on ``now``, which decides whether the cache may share it."""
-    if isinstance(node, Call) and node.name in _TIME_FUNCTIONS:
-        return True
-    if isinstance(node, Path):
-        return any(isinstance(s, Method) and any(map(uses_clock, s.args)) for s in node.steps)
-    children = getattr(node, "items", None) or ()
-    for attr in ("item", "left", "right"):
-        if hasattr(node, attr):
-            children = (*children, getattr(node, attr))
-    children = (*children, *getattr(node, "args", ()))
-    return any(uses_clock(c) for c in children)
+    return any(isinstance(n, Call) and n.name in _TIME_FUNCTIONS for n in walk(tree))
