@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS packets (
   wirelen INTEGER NOT NULL,
   data BLOB NOT NULL,
   PRIMARY KEY (stream_id, segment, seq)
-) WITHOUT ROWID;
+);
 """
 
 _ROW_COLUMNS = (
