@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,7 +44,10 @@ def _store(settings: Settings, sink_settings: SinkSettings, bucket: str) -> Mini
 
 
 async def run_sink(
-    settings: Settings, sink_settings: SinkSettings, stop: asyncio.Event | None = None
+    settings: Settings,
+    sink_settings: SinkSettings,
+    stop: asyncio.Event | None = None,
+    started: Callable[[SinkService], None] | None = None,
 ) -> SinkService:
     """The sink's lifecycle: every client is started and stopped here, in one place."""
     stop = stop or asyncio.Event()
@@ -67,6 +71,8 @@ async def run_sink(
         fetch_committed,
         SpillArea(spill_dir, sink_settings.max_spill_bytes),
     )
+    if started is not None:
+        started(service)
     consumer.subscribe([settings.matched_topic], listener=service.listener)
     await _start(consumer.start, "consumer", stop)
     await _start(admin.start, "admin client", stop)

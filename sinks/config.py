@@ -30,7 +30,7 @@ class SinkSettings(BaseSettings):
     max_batch_bytes: int = Field(64 * MiB, ge=1024, validation_alias="SINK_MAX_BATCH_BYTES")
     max_batch_age_s: float = Field(60.0, gt=0, validation_alias="SINK_MAX_BATCH_AGE_S")
     max_batch_messages: int = Field(100_000, ge=1, validation_alias="SINK_MAX_BATCH_MESSAGES")
-    max_pending_bytes: int = Field(256 * MiB, ge=MiB, validation_alias="SINK_MAX_PENDING_BYTES")
+    max_pending_bytes: int = Field(256 * MiB, ge=0, validation_alias="SINK_MAX_PENDING_BYTES")
     max_pending_batches: int = Field(32, ge=1, le=200, validation_alias="SINK_MAX_PENDING_BATCHES")
     spill_dir: Path | None = Field(None, validation_alias="SINK_SPILL_DIR")
     max_spill_bytes: int = Field(4096 * MiB, ge=0, validation_alias="SINK_MAX_SPILL_BYTES")

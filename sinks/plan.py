@@ -13,8 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 from sinks.batch import ClosedBatch, Consumed
@@ -64,23 +63,10 @@ class PlannedObject:
     format: Format
     linktypes: tuple[int, ...]
     data: bytes = b""
-    spill_path: Path | None = None
 
     @property
     def writer(self) -> WriterId:
         return self.key.writer
-
-    def read(self) -> bytes:
-        """The object's bytes, from memory or from the spill file."""
-        if self.spill_path is None:
-            return self.data
-        data = self.spill_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.sha256:
-            raise OSError(f"spill file {self.spill_path} is damaged")
-        return data
-
-    def spilled_to(self, path: Path) -> PlannedObject:
-        return replace(self, data=b"", spill_path=path)
 
 
 def merge_settings(settings: Iterable[RuleSettings]) -> RuleSettings:

@@ -19,6 +19,7 @@ catch up. Nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import random
@@ -38,10 +39,10 @@ from sinks.errors import ObjectConflictError, SinkError
 from sinks.history import SegmentHistory
 from sinks.pcap import check_packets
 from sinks.plan import PlannedObject, PlanOptions, plan_batch
-from sinks.spill import SpillArea
+from sinks.spill import SpillArea, SpilledBatch
 from sinks.stats import SinkStats
 from sinks.store import ObjectStore
-from sinks.writer import BatchWriter
+from sinks.writer import BatchWriter, WriteOutcome
 from streamtap.schema import RecordError, decode_matched
 
 __all__ = ["CommittedFetcher", "SinkService", "decode_closes", "encode_closes"]
@@ -85,7 +86,7 @@ class _Job:
     tp: TopicPartition
     generation: int
     last_offset: int
-    objects: list[PlannedObject]
+    batch: ClosedBatch | SpilledBatch
     memory_bytes: int
 
 
@@ -234,7 +235,8 @@ class SinkService:
 
     def _apply_backpressure(self) -> None:
         assigned = self.consumer.assignment()
-        full = self.stats.pending_bytes > self.settings.max_pending_bytes and not self.spill.fits(1)
+        # Memory only goes over its cap when the spill area could not take a batch either.
+        full = self.stats.pending_bytes > self.settings.max_pending_bytes
         paused = set(self.consumer.paused())
         for tp in assigned:
             state = self._parts.get(tp)
@@ -242,6 +244,7 @@ class SinkService:
             want = full or too_many
             if want and tp not in paused:
                 self.consumer.pause(tp)
+                self.stats.pauses += 1
             elif not want and tp in paused:
                 self.consumer.resume(tp)
         self.stats.paused = bool(self.consumer.paused())
@@ -249,35 +252,28 @@ class SinkService:
     # --- closing and uploading -----------------------------------------------------------
 
     async def _close(self, tp: TopicPartition, state: _Partition, batch: ClosedBatch) -> None:
+        """Record the close, then queue the batch: in memory, or on disk past the memory cap.
+
+        Planning (which reads recent manifests) and uploading both happen in the upload
+        worker, so this loop never waits on S3 and keeps polling Kafka while S3 is away.
+        """
         if batch.last_offset not in state.closes:
             state.closes.append(batch.last_offset)
             if not await self._commit(tp, state):
                 return  # partition lost before the close was recorded: the new owner redoes it
-        attempt = 0
-        while True:
-            try:
-                objects = await asyncio.to_thread(self._plan_batch, batch)
-                break
-            except SinkError:
-                raise
-            except Exception as exc:  # reading recent manifests needs S3: wait for it
-                self.stats.retries += 1
-                delay = self._delay(attempt)
-                log.warning("planning needs S3 (%s); retrying in %.1fs", exc, delay)
-                attempt += 1
-                await asyncio.sleep(delay)
-        size = sum(o.size for o in objects)
-        in_memory = size
-        if self.stats.pending_bytes + size > self.settings.max_pending_bytes and self.spill.fits(
-            size
-        ):
-            objects = await asyncio.to_thread(lambda: [self.spill.spill(o) for o in objects])
-            in_memory = 0
+        size = batch.size
+        held: ClosedBatch | SpilledBatch = batch
+        memory = size
+        over = self.stats.pending_bytes + size > self.settings.max_pending_bytes
+        if over and self.spill.fits(size):
+            held = await asyncio.to_thread(self.spill.spill, batch)
+            memory = 0
             self.stats.spilled_bytes = self.spill.used
-        self.stats.pending_bytes += in_memory
+            self.stats.spilled_bytes_total += size
+        self.stats.pending_bytes += memory
         self.stats.pending_batches += 1
         self.stats.batches += 1
-        job = _Job(tp, state.generation, batch.last_offset, objects, in_memory)
+        job = _Job(tp, state.generation, batch.last_offset, held, memory)
         await self._queues[tp.partition % len(self._queues)].put(job)
 
     def _plan_batch(self, batch: ClosedBatch) -> list[PlannedObject]:
@@ -294,46 +290,59 @@ class SinkService:
             except ObjectConflictError as exc:
                 self.stats.conflicts += 1
                 log.error("refusing to overwrite: %s; stopping the sink", exc)
-                self._fatal = exc
-                if self._stop is not None:
-                    self._stop.set()
+                self._fail(exc)
             except Exception as exc:  # a bug: stop loudly rather than skip a batch
                 log.exception("upload worker failed")
-                self._fatal = exc
-                if self._stop is not None:
-                    self._stop.set()
+                self._fail(exc)
             finally:
                 queue.task_done()
 
+    def _fail(self, exc: BaseException) -> None:
+        self._fatal = exc
+        if self._stop is not None:
+            self._stop.set()
+
+    async def _until_done(self, what: str, call: Callable[[], Any]) -> Any:
+        """Run a blocking S3 call in a thread until it succeeds (S3 down, timeouts, 5xx)."""
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.to_thread(call)
+            except SinkError:
+                raise  # conflicts and damaged data: retrying cannot help
+            except Exception as exc:
+                delay = self._delay(attempt)
+                self.stats.retries += 1
+                if attempt % 10 == 0:
+                    log.warning(
+                        "%s failed (%s: %s); retrying in %.1fs (attempt %d)",
+                        what,
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                        attempt + 1,
+                    )
+                attempt += 1
+                await asyncio.sleep(delay)
+
     async def _upload(self, job: _Job) -> None:
         began = time.monotonic()
-        for obj in job.objects:
-            attempt = 0
-            while True:
-                try:
-                    outcome = await asyncio.to_thread(self._writer.write, obj)
-                    break
-                except ObjectConflictError:
-                    raise
-                except Exception as exc:  # S3 down, timeouts, 5xx: wait and try again
-                    delay = self._delay(attempt)
-                    self.stats.retries += 1
-                    if attempt % 10 == 0:
-                        log.warning(
-                            "upload of %s failed (%s: %s); retrying in %.1fs (attempt %d)",
-                            obj.key,
-                            type(exc).__name__,
-                            exc,
-                            delay,
-                            attempt + 1,
-                        )
-                    attempt += 1
-                    await asyncio.sleep(delay)
+        held = job.batch
+        batch = await asyncio.to_thread(held.load) if isinstance(held, SpilledBatch) else held
+        objects: list[PlannedObject] = await self._until_done(
+            f"planning batch {job.tp.partition}@{job.last_offset}",
+            functools.partial(self._plan_batch, batch),
+        )
+        for obj in objects:
+            outcome: WriteOutcome = await self._until_done(
+                f"upload of {obj.key}", functools.partial(self._writer.write, obj)
+            )
             self.stats.objects += 1
             self.stats.objects_already_stored += int(outcome.already_stored)
             self.stats.bytes_uploaded += outcome.bytes_written
-            self.spill.release(obj)
-        self.stats.spilled_bytes = self.spill.used
+        if isinstance(held, SpilledBatch):
+            self.spill.release(held)
+            self.stats.spilled_bytes = self.spill.used
         self.stats.pending_bytes -= job.memory_bytes
         self.stats.pending_batches -= 1
         self.stats.upload_done(time.monotonic() - began)

@@ -29,6 +29,8 @@ class SinkStats:
     upload_seconds_max: float = 0.0
     pending_bytes: int = 0
     spilled_bytes: int = 0
+    spilled_bytes_total: int = 0
+    pauses: int = 0
     pending_batches: int = 0
     paused: bool = False
 
@@ -45,7 +47,8 @@ class SinkStats:
     def line(self) -> str:
         avg = self.upload_seconds_total / self.uploads if self.uploads else 0.0
         return (
-            f"batches={self.batches} objects={self.objects} bytes={self.bytes_uploaded} "
+            f"batches={self.batches} objects={self.objects} "
+            f"already_stored={self.objects_already_stored} bytes={self.bytes_uploaded} "
             f"messages={self.messages} bad={self.bad_messages} retries={self.retries} "
             f"upload_avg={avg:.3f}s upload_max={self.upload_seconds_max:.3f}s "
             f"pending={self.pending_batches}/{self.pending_bytes}B spilled={self.spilled_bytes}B "

@@ -134,7 +134,7 @@ class BatchWriter:
             retain_until_ms=obj.retain_until_ms,
             legal_hold=obj.settings.legal_hold,
         )
-        data = obj.read()
+        data = obj.data
         existed = put_immutable(
             self._store,
             key,

@@ -133,6 +133,7 @@ class SinkHarness:
     stack: LocalStack
     tmp: Path
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    services: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.settings = self.stack.settings.model_copy(
@@ -181,7 +182,8 @@ class SinkHarness:
 
     async def run_inprocess(self, **overrides: Any) -> tuple[asyncio.Event, asyncio.Task[Any]]:
         stop = asyncio.Event()
-        task = asyncio.create_task(run_sink(self.settings, self.sink_settings(**overrides), stop))
+        settings = self.sink_settings(**overrides)
+        task = asyncio.create_task(run_sink(self.settings, settings, stop, self.services.append))
         return stop, task
 
     def spawn(self, log_name: str) -> subprocess.Popen[bytes]:

@@ -1,0 +1,125 @@
+"""Faults on the real stack: the sink killed, S3 stopped, Kafka restarted.
+
+After each, every matched segment is in the bucket exactly once (by key), every packet is
+there exactly once, and verify finds nothing wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from sinks.verify import verify_prefix
+
+pytestmark = pytest.mark.integration
+
+NODES = 8
+
+
+def _messages(packets: list[Any], helpers: Any) -> list[Any]:
+    out = []
+    for n in range(NODES):
+        out += helpers.build_messages(packets, f"node-{n}", helpers.web_and_dns)
+    return out
+
+
+async def _wait_some_stored(harness: Any, at_least: int) -> int:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        found = len(await asyncio.to_thread(harness.stored_segments))
+        if found >= at_least:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {at_least} segments stored")
+
+
+def _assert_exactly_once(harness: Any, messages: list[Any], helpers: Any) -> None:
+    found = harness.stored_segments()
+    assert set(found) == helpers.expected_segments(messages)
+    assert set(found.values()) == {1}, "a segment is in more than one object"
+    for rule in ("web", "dns"):
+        expected = Counter(
+            (p.ts_ns, p.data) for m in messages if rule in m.rules for p in m.record.packets
+        )
+        assert harness.stored_packets(rule) == expected
+    report = verify_prefix(harness.store, harness.prefix + "/", datetime.now(UTC))
+    assert report.ok, report.problems[:10]
+
+
+async def test_sigkill_mid_upload_then_restart(
+    harness: Any, corpus_http_dns: list[Any], helpers: Any
+) -> None:
+    messages = _messages(corpus_http_dns, helpers)
+    await harness.produce(messages)
+    total = len(helpers.expected_segments(messages))
+    # Kill the sink three times while it is storing, each time later in the run.
+    for round_, fraction in enumerate((0.1, 0.35, 0.6)):
+        proc = harness.spawn(f"sink-{round_}.log")
+        try:
+            await _wait_some_stored(harness, int(total * fraction))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+    proc = harness.spawn("sink-final.log")
+    try:
+        await harness.wait_for(helpers.expected_segments(messages))
+    finally:
+        assert helpers.stop_process(proc, signal.SIGTERM) == 0
+    _assert_exactly_once(harness, messages, helpers)
+
+
+async def test_s3_down_for_30s_mid_run(
+    harness: Any, corpus_http_dns: list[Any], helpers: Any
+) -> None:
+    messages = _messages(corpus_http_dns, helpers)
+    half = len(messages) // 2
+    await harness.produce(messages[:half])
+    # Small caps, so the outage overflows memory into the spill area and then pauses.
+    stop, task = await harness.run_inprocess(max_pending_bytes=32 * 1024, max_spill_bytes=96 * 1024)
+    try:
+        await _wait_some_stored(harness, 1)
+        await asyncio.to_thread(harness.stack.s3.stop)
+        await harness.produce(messages[half:])
+        await asyncio.sleep(30)
+        assert not task.done()
+        [service] = harness.services
+        during = (service.stats.spilled_bytes_total, service.stats.pauses)
+        await harness.stack.up()
+        await harness.wait_for(helpers.expected_segments(messages))
+    finally:
+        if not (await harness.stack.status()).s3.pid:
+            await harness.stack.up()
+        stop.set()
+    service = await task
+    assert service.stats.retries > 0  # it really did meet a dead S3
+    spilled, pauses = during
+    assert spilled > 0 and pauses > 0, "the outage never reached the spill area and the pause"
+    _assert_exactly_once(harness, messages, helpers)
+
+
+async def test_kafka_restart_mid_run(
+    harness: Any, corpus_http_dns: list[Any], helpers: Any
+) -> None:
+    messages = _messages(corpus_http_dns, helpers)
+    half = len(messages) // 2
+    await harness.produce(messages[:half])
+    stop, task = await harness.run_inprocess()
+    try:
+        await _wait_some_stored(harness, 1)
+        await asyncio.to_thread(harness.stack.kafka.stop)
+        await asyncio.sleep(5)
+        await harness.stack.up()
+        await harness.produce(messages[half:])
+        await harness.wait_for(helpers.expected_segments(messages))
+    finally:
+        if not (await harness.stack.status()).kafka.pid:
+            await harness.stack.up()
+        stop.set()
+    await task
+    _assert_exactly_once(harness, messages, helpers)
