@@ -117,7 +117,9 @@ class FlowTable:
             else:
                 client = sender_is_client(sport, dport)
             conn = self._open(key, pkt, client)
-        elif syn and conn.closing and not (flags & _ACK):
+        elif syn and (conn.closing or conn.data_seen) and not (flags & _ACK):
+            # A fresh SYN (new ISN) on a closing stream, or on one that already carried data:
+            # the port pair is being reused by a new connection.
             d = 0 if (sport == conn.cport and src == conn.cip) else 1
             halves = conn.halves
             assert halves is not None

@@ -343,3 +343,14 @@ def test_random_loss_gaps_account_for_every_byte(seed: int) -> None:
     end = max(s.seq - ISN_C - 1 + len(s.payload) for s in kept)
     assert len(out) + gap_bytes == end  # every offset up to the last byte is data or gap
     assert start >= 0
+
+
+def test_new_syn_on_a_live_stream_with_data_is_port_reuse() -> None:
+    first = [*handshake(), *client_segments(b"old connection", [])]
+    again = [pkt(100, True, 77_000_000, 0, SYN), pkt(101, False, 5, 77_000_001, SYN | ACK)]
+    rec, table = run([*first, *again])
+    assert len(rec.opened) == 2 and table.counts["port_reuse"] == 1
+    assert rec.data[rec.opened[0]][0] == b"old connection"
+    # a retransmitted SYN (same ISN) is not a new connection
+    rec, table = run([*handshake(), handshake()[0], *client_segments(b"x", [])])
+    assert len(rec.opened) == 1
