@@ -10,14 +10,19 @@ import orjson
 import pytest
 from minio.error import S3Error
 
+from sinks.batch import ClosedBatch, Consumed
 from sinks.errors import ObjectConflictError
 from sinks.keys import manifest_key
+from sinks.plan import PlanOptions, plan_batch
+from sinks.s3 import MIN_PART_SIZE, MinioStore, make_sse
 from sinks.store import PutOptions
 from sinks.verify import verify_prefix
-from sinks.writer import put_immutable
-from streamtap.schema import RuleSettings
+from sinks.writer import BatchWriter, put_immutable
+from streamtap.schema import Endpoint, MatchedStream, Node, RawPacket, RuleSettings, StreamRecord
 
 pytestmark = pytest.mark.integration
+
+BASE_NS = 1_795_773_600_000_000_000
 
 
 def _rules(mode: str) -> Any:
@@ -125,3 +130,45 @@ def test_unlocked_and_orphan_objects_are_reported(
         ("unlocked", manifest_key(str(obj.key))),
         ("orphan", stray),
     }
+
+
+def test_large_objects_go_multipart_and_stay_locked(harness: Any) -> None:
+    """Above part_size minio uploads in parts; the lock and the hash must hold all the same."""
+    store = MinioStore(harness.store.client, harness.store.bucket, part_size=MIN_PART_SIZE)
+    payload = bytes(range(256)) * 5000  # 1.28 MB frames: six of them need two 5 MiB parts
+    packets = tuple(
+        RawPacket(
+            ts_ns=1_795_773_600_000_000_000 + i, linktype=1, wirelen=len(payload), data=payload
+        )
+        for i in range(6)
+    )
+    record = StreamRecord(
+        stream_id="big-1",
+        closed=True,
+        node=Node(name="node-a"),
+        layer4="tcp",
+        src=Endpoint(ip="10.0.0.1", port=1),
+        dst=Endpoint(ip="10.0.0.2", port=2),
+        first_ts_ns=packets[0].ts_ns,
+        last_ts_ns=packets[-1].ts_ns,
+        packets=packets,
+    )
+    message = MatchedStream(record=record, rules={"big": RuleSettings(retention_days=1)})
+    batch = ClosedBatch(0, (Consumed(0, 0, 1_800_000_000_000, 1, message),), "size")
+    [obj] = plan_batch(batch, PlanOptions(default_prefix=harness.prefix))
+    assert obj.size > MIN_PART_SIZE
+    BatchWriter(store).write(obj)
+    [version] = _versions(harness, str(obj.key))
+    assert version.etag.endswith("-2"), "expected a two-part upload"
+    assert store.lock_state(str(obj.key), None).mode == "GOVERNANCE"
+    assert _problems(harness) == set()
+
+
+def test_server_side_encryption_is_requested_when_configured(
+    harness: Any, corpus_http_dns: list[Any], helpers: Any
+) -> None:
+    store = MinioStore(harness.store.client, harness.store.bucket, sse=make_sse("SSE-S3"))
+    key = f"{harness.prefix}/sse-probe.bin"
+    store.put(key, b"secret", PutOptions())
+    stat = store.client.stat_object(store.bucket, key)
+    assert stat.metadata.get("X-Amz-Server-Side-Encryption") == "AES256"
