@@ -36,7 +36,6 @@ from producers.dissect.http1.message import request_object, response_object
 from producers.dissect.http1.side import Side, SideState
 from producers.dissect.http1.state import (
     Framing,
-    header_index,
     request_framing,
     response_framing,
 )
@@ -138,7 +137,7 @@ class Http1Dissector(Dissector):
                 self._end_message(client, event, ts_ns)
 
     def _on_request(self, head: Head) -> None:
-        index = header_index(head.headers)
+        index = head.index
         framing, length = request_framing(index)
         ex = _Exchange(head, head.ts_ns, req_wire=head.size)
         if framing is not Framing.NONE:
@@ -154,7 +153,7 @@ class Http1Dissector(Dissector):
             self._client.hold = True  # bytes after this may not be HTTP: wait for the answer
 
     def _on_response(self, head: Head, ts_ns: int) -> None:
-        index = header_index(head.headers)
+        index = head.index
         status = head.status
         if self._server_lost:
             # whole responses were lost: the newest request is the one being answered now

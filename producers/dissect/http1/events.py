@@ -16,7 +16,8 @@ class Head:
     """A request or response line plus its header section.
 
     ``first``/``second``/``third`` are the start line's three fields as sent: for a request
-    method, target, version; for a response version, status, reason.
+    method, target, version; for a response version, status, reason. ``headers`` keeps every
+    line in order (cookies need them one by one); ``fields``/``index`` are built once here.
     """
 
     is_request: bool
@@ -26,6 +27,10 @@ class Head:
     headers: tuple[tuple[str, str], ...]
     size: int
     ts_ns: int
+    #: name as first sent -> value, repeats (any case) joined with ", " (the entry's headers)
+    fields: dict[str, str]
+    #: the same keyed by lower-cased name, for framing and lookups
+    index: dict[str, str]
 
     @property
     def status(self) -> int:

@@ -13,22 +13,7 @@ from urllib.parse import unquote_plus, urlsplit
 from producers.dissect.http1.content import BodySink, render_body
 from producers.dissect.http1.events import Head
 
-__all__ = ["headers_as_sent", "parse_query", "request_object", "response_object"]
-
-
-def headers_as_sent(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    """Name as first sent -> value; repeats (any case) joined with ", "."""
-    out: dict[str, str] = {}
-    spelled: dict[str, str] = {}
-    for name, value in headers:
-        key = name.lower()
-        first = spelled.get(key)
-        if first is None:
-            spelled[key] = name
-            out[name] = value
-        else:
-            out[first] += ", " + value
-    return out
+__all__ = ["parse_query", "request_object", "response_object"]
 
 
 def parse_query(query: str) -> dict[str, Any]:
@@ -73,26 +58,26 @@ def _body(sink: BodySink, mime: str) -> tuple[str, bool]:
 
 
 def request_object(head: Head, sink: BodySink | None) -> dict[str, Any]:
-    headers = headers_as_sent(head.headers)
     path, query = _split_target(head.second)
     cookies: dict[str, str] = {}
-    for name, value in head.headers:
-        if name.lower() == "cookie":
-            cookies.update(_cookie_pairs(value, first_only=False))
+    if "cookie" in head.index:
+        for name, value in head.headers:
+            if name.lower() == "cookie":
+                cookies.update(_cookie_pairs(value, first_only=False))
     obj: dict[str, Any] = {
         "method": head.first,
         "url": head.second,
         "path": path,
         "pathSegments": [s for s in path.split("/") if s],
         "httpVersion": head.third,
-        "headers": headers,
+        "headers": head.fields,
         "cookies": cookies,
-        "queryString": parse_query(query),
+        "queryString": parse_query(query) if query else {},
         "headersSize": head.size,
         "bodySize": sink.size if sink is not None else 0,
     }
     if sink is not None and sink.size:
-        mime = _header(head, "content-type")
+        mime = head.index.get("content-type", "")
         text, b64 = _body(sink, mime)
         post: dict[str, Any] = {"mimeType": mime, "text": text}
         if b64:
@@ -103,10 +88,11 @@ def request_object(head: Head, sink: BodySink | None) -> dict[str, Any]:
 
 def response_object(head: Head, sink: BodySink | None) -> dict[str, Any]:
     cookies: dict[str, str] = {}
-    for name, value in head.headers:
-        if name.lower() == "set-cookie":
-            cookies.update(_cookie_pairs(value, first_only=True))
-    mime = _header(head, "content-type")
+    if "set-cookie" in head.index:
+        for name, value in head.headers:
+            if name.lower() == "set-cookie":
+                cookies.update(_cookie_pairs(value, first_only=True))
+    mime = head.index.get("content-type", "")
     content: dict[str, Any] = {"mimeType": mime, "size": 0, "text": ""}
     if sink is not None:
         content["size"] = sink.decoded_size if sink.decoded else sink.size
@@ -118,16 +104,9 @@ def response_object(head: Head, sink: BodySink | None) -> dict[str, Any]:
         "status": head.status,
         "statusText": head.third,
         "httpVersion": head.first,
-        "headers": headers_as_sent(head.headers),
+        "headers": head.fields,
         "cookies": cookies,
         "content": content,
         "headersSize": head.size,
         "bodySize": sink.size if sink is not None else 0,
     }
-
-
-def _header(head: Head, lower_name: str) -> str:
-    for name, value in head.headers:
-        if name.lower() == lower_name:
-            return value
-    return ""

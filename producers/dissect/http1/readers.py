@@ -18,6 +18,7 @@ __all__ = [
     "ChunkedReader",
     "CloseDelimitedReader",
     "ContentLengthReader",
+    "index_headers",
     "parse_head",
     "parse_header_block",
 ]
@@ -54,6 +55,27 @@ def parse_header_block(text: str, max_headers: int) -> tuple[tuple[str, str], ..
     return tuple(headers)
 
 
+def index_headers(
+    headers: tuple[tuple[str, str], ...],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(as sent, lower-cased) maps; repeated headers joined with ", " (RFC 9110 5.3)."""
+    fields: dict[str, str] = {}
+    index: dict[str, str] = {}
+    spelled: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        first = spelled.get(key)
+        if first is None:
+            spelled[key] = name
+            fields[name] = value
+            index[key] = value
+        else:
+            joined = fields[first] + ", " + value
+            fields[first] = joined
+            index[key] = joined
+    return fields, index
+
+
 def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> Head:
     """One header section (start line through the blank line) as a ``Head``.
 
@@ -67,6 +89,7 @@ def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> He
     if start.endswith("\r"):
         start = start[:-1]
     headers = parse_header_block(text[line_end + 1 :], max_headers)
+    fields, index = index_headers(headers)
     if is_request:
         method, _, rest = start.partition(" ")
         if not _TOKEN.fullmatch(method):
@@ -75,11 +98,12 @@ def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> He
             target, _, version = rest.rpartition(" ")
         else:
             target, version = rest, ""
-        return Head(True, method, target, version, headers, len(raw), ts_ns)
+        return Head(True, method, target, version, headers, len(raw), ts_ns, fields, index)
     m = _STATUS_LINE.fullmatch(start)
     if m is None:
         raise DissectError("not an HTTP status line")
-    return Head(False, m.group(1), m.group(2), m.group(3) or "", headers, len(raw), ts_ns)
+    status, reason = m.group(2), m.group(3) or ""
+    return Head(False, m.group(1), status, reason, headers, len(raw), ts_ns, fields, index)
 
 
 class ContentLengthReader:

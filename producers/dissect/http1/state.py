@@ -11,7 +11,7 @@ import enum
 
 from producers.dissect.base import DissectError
 
-__all__ = ["Framing", "header_index", "request_framing", "response_framing"]
+__all__ = ["Framing", "request_framing", "response_framing"]
 
 #: more digits than this cannot be a real body length (and keeps int() cheap)
 _MAX_LENGTH_DIGITS = 18
@@ -23,18 +23,6 @@ class Framing(enum.Enum):
     CHUNKED = "chunked"  # chunked transfer coding
     CLOSE = "close"  # until the stream ends
     TUNNEL = "tunnel"  # not HTTP any more after this head (101, CONNECT 2xx)
-
-
-def header_index(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    """Lower-cased name -> value, repeated headers joined with ", " (RFC 9110 5.3)."""
-    index: dict[str, str] = {}
-    for name, value in headers:
-        key = name.lower()
-        if key in index:
-            index[key] += ", " + value
-        else:
-            index[key] = value
-    return index
 
 
 def _is_chunked(index: dict[str, str]) -> bool:
