@@ -1,12 +1,12 @@
 """HTTP/1.x: two directions of events paired into one item per request/response exchange.
 
 Parser choice (measured with tests/unit/producers/dissect/bench_dissect.py on corpus-shaped
-keep-alive traffic, heads + framing only): httptools (llhttp, C) ~10x faster than this
-hand-written reader, h11 ~3.5x slower. We still hand-write it, because llhttp rejects what the
+keep-alive traffic, heads + framing only): httptools (llhttp, C) ~11x faster than this
+hand-written reader, h11 ~3x slower. We still hand-write it, because llhttp rejects what the
 corpus carries and tshark accepts (bare-LF line ends, ``CCM_POST`` and other unlisted methods,
 ``GET / HTTP/1.``, obs-fold), cannot be told that a response answers HEAD, and cannot skip a
-capture gap; and head parsing is only about a quarter of this dissector's CPU (pairing, entry
-building and decoding are the rest), so even a free parser would gain less than 1.4x.
+capture gap; and heads + framing are only 25-45% of this dissector's CPU (pairing, entry
+building and body handling are the rest), so even a free parser would gain under 1.8x.
 
 Pairing: requests queue FIFO (pipelining) and each final response answers the oldest unanswered
 request. 1xx interim responses (100 Continue, 102, 103) do not end the exchange: they are kept
