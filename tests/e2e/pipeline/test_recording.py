@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -17,7 +16,9 @@ import pytest
 from pipeline.kfl import compile_many
 from pipeline.testing import (
     WorkerProcess,
+    committed_offsets,
     corpus_records,
+    end_offsets,
     produce,
     read_topic,
     settings_env,
@@ -153,32 +154,20 @@ async def test_sigkill_mid_run_loses_no_matched_stream(
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  web: 'http and response.status == 200'\n  names: dns\n")
     app_id = f"p-{uuid.uuid4().hex[:8]}"
-    a = start(
-        workers,
-        settings,
-        tmp_path,
-        app_id=app_id,
-        rules_file=rules,
-        extra_args=("--batch-size", "50"),
-    )
-    b = start(
-        workers,
-        settings,
-        tmp_path,
-        app_id=app_id,
-        rules_file=rules,
-        extra_args=("--batch-size", "50"),
-    )
-    await a.wait_stats(lambda s: True)
-    await b.wait_stats(lambda s: True)
-    producing = asyncio.create_task(produce(settings, records))
+    first, second = records[: len(records) * 3 // 4], records[len(records) * 3 // 4 :]
+    await produce(settings, first)
+    args = ("--batch-size", "50")
+    a = start(workers, settings, tmp_path, app_id=app_id, rules_file=rules, extra_args=args)
+    b = start(workers, settings, tmp_path, app_id=app_id, rules_file=rules, extra_args=args)
     await a.wait_stats(lambda s: s["published"] > 0, timeout_s=120)
     a.kill()
-    await producing
-    b_stats = b.stats()
-    assert b_stats is not None
-    restarted = start(workers, settings, tmp_path, app_id=app_id, rules_file=rules)
+    ends = await end_offsets(settings, settings.streams_topic)
+    done = await committed_offsets(settings, app_id, settings.streams_topic)
+    assert any(done.get(p, 0) < end for p, end in ends.items()), "killed after the run ended"
+    await produce(settings, second)  # records keep flowing while the worker is down
+    restarted = start(workers, settings, tmp_path, app_id=app_id, rules_file=rules, extra_args=args)
     await wait_until_processed(settings, app_id, timeout_s=300, check=restarted.alive)
+    b.alive()
 
     seen: dict[tuple[str, int], bytes] = {}
     duplicates = 0
@@ -191,6 +180,7 @@ async def test_sigkill_mid_run_loses_no_matched_stream(
         seen[key] = raw.value
         assert set(m.rules) == expected[key]
     assert set(seen) == set(expected)
+    print(f"{len(records)} records, {len(seen)} matched segments, {duplicates} duplicates")
 
 
 async def test_watch_prints_one_line_per_matched_stream(
