@@ -220,6 +220,7 @@ def plan_batch(
         if options.format == "pcapng" or len(linktypes) <= 1:
             planned.append(_build(writer, rule, settings, items, None, options))
             continue
+        split = []
         for n, linktype in enumerate(linktypes):
             # A stream without packets is listed once, in the first link type's object.
             chosen = [
@@ -228,5 +229,7 @@ def plan_batch(
                 if any(p.linktype == linktype for p in i.message.record.packets)
                 or (n == 0 and not i.message.record.packets)
             ]
-            planned.append(_build(writer, rule, settings, chosen, linktype, options))
+            split.append(_build(writer, rule, settings, chosen, linktype, options))
+        # The chain follows key order (offsets, then link type), as verify walks it.
+        planned.extend(sorted(split, key=lambda o: o.key.order))
     return planned

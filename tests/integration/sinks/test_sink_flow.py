@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from scapy.utils import RawPcapReader
+from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from sinks.verify import verify_prefix
 from streamtap.schema import RuleSettings
@@ -102,3 +102,38 @@ async def test_restarted_sink_continues_each_chain(
     )
     assert report.ok, report.problems
     assert set(harness.stored_segments().values()) == {1}
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+async def test_mixed_link_types_from_one_node(
+    harness: Any, corpus_http_dns: list[Any], corpus_sll: list[Any], helpers: Any, fmt: str
+) -> None:
+    everything = lambda proto, a, b: {"all": RuleSettings()}  # noqa: E731
+    messages = helpers.build_messages(corpus_http_dns + corpus_sll, "node-a", everything)
+    await harness.produce(messages)
+    stop, task = await harness.run_inprocess(format=fmt, max_batch_bytes=10**7)
+    await harness.wait_for(helpers.expected_segments(messages))
+    stop.set()
+    await task
+
+    stored: Counter[tuple[int, int, bytes]] = Counter()
+    for manifest in harness.manifests():
+        data = harness.store.get(manifest["key"])
+        assert manifest["key"].endswith("." + fmt)
+        if fmt == "pcap":
+            reader = RawPcapReader(io.BytesIO(data))
+            assert manifest["linktypes"] == [reader.linktype]
+            if "_lt" in manifest["key"]:  # its batch held several link types: split
+                assert manifest["key"].endswith(f"_lt{reader.linktype}.pcap")
+            stored.update((reader.linktype, m.sec * 10**9 + m.usec, d) for d, m in reader)
+        else:
+            for d, m in RawPcapNgReader(io.BytesIO(data)):
+                stored[(m.linktype, (m.tshigh << 32) | m.tslow, d)] += 1
+        if shutil.which("tshark"):
+            path = harness.tmp / f"object.{fmt}"
+            path.write_bytes(data)
+            done = subprocess.run(["tshark", "-r", str(path)], capture_output=True, check=False)
+            assert done.returncode == 0, done.stderr
+    expected = Counter((p.linktype, p.ts_ns, p.data) for m in messages for p in m.record.packets)
+    assert stored == expected
+    assert verify_prefix(harness.store, harness.prefix + "/", datetime.now(UTC)).ok

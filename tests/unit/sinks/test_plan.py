@@ -89,11 +89,12 @@ def test_mixed_link_types_split_into_one_classic_pcap_each() -> None:
     a = matched("a", [packet(BASE, b"eth", linktype=1), packet(BASE + 1, b"ip", linktype=101)])
     b = matched("b", [packet(BASE + 2, b"eth2", linktype=1)])
     objs = plan_batch(_batch(a, b), PlanOptions())
-    assert [(o.key.linktype, o.linktypes) for o in objs] == [(1, (1,)), (101, (101,))]
-    assert str(objs[0].key).endswith("_3-10-11_lt1.pcap")
-    assert str(objs[1].key).endswith("_3-10-10_lt101.pcap")
-    assert RawPcapReader(io.BytesIO(objs[1].data)).linktype == 101
-    assert [p for p, _ in _read(objs[0].data)] == [b"eth", b"eth2"]
+    # chain (and list) order is key order: offsets first, so 10-10 comes before 10-11
+    assert [(o.key.linktype, o.linktypes) for o in objs] == [(101, (101,)), (1, (1,))]
+    assert str(objs[0].key).endswith("_3-10-10_lt101.pcap")
+    assert str(objs[1].key).endswith("_3-10-11_lt1.pcap")
+    assert RawPcapReader(io.BytesIO(objs[0].data)).linktype == 101
+    assert [p for p, _ in _read(objs[1].data)] == [b"eth", b"eth2"]
 
 
 def test_pcapng_keeps_mixed_link_types_in_one_object() -> None:

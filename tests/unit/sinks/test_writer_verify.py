@@ -244,3 +244,21 @@ def test_late_duplicates_are_left_out_and_rebuilds_still_match() -> None:
     before = (third.first_offset, 0, 0)
     [again] = plan_batch(third, PlanOptions(), lambda w: fresh.seen(w, before))
     assert (str(again.key), again.sha256) == (str(planned[2][0].key), planned[2][0].sha256)
+
+
+def test_link_type_split_objects_chain_in_verify_order() -> None:
+    store = MemoryStore()
+    both = matched(
+        "a",
+        [packet(BASE, b"eth", linktype=1), packet(BASE + 1, b"sll", linktype=113)],
+        rules=LOCKED,
+    )
+    later = matched("c", [packet(BASE + 2, b"eth", linktype=1)], rules=LOCKED)
+    batch = ClosedBatch(0, (consumed(0, both), consumed(2, later)), "size")
+    objs = _write_all(store, [batch])
+    # offsets 0-0 (link type 113) sort before 0-2 (link type 1): the chain follows key order
+    assert [(o.key.first_offset, o.key.last_offset, o.key.linktype) for o in objs] == [
+        (0, 0, 113),
+        (0, 2, 1),
+    ]
+    assert verify_prefix(store, "", NOW).ok
