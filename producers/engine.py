@@ -217,6 +217,15 @@ class Engine:
             return out
         return []
 
+    def advance(self, now_ns: int) -> list[StreamRecord]:
+        """Let time pass without frames (a quiet live interface): idle streams end, old
+        segments are published. The caller supplies the time; the engine never reads a clock."""
+        if now_ns > self._now:
+            self._now = now_ns
+            self._sweep(now_ns)
+        out, self._out = self._out, []
+        return out
+
     def flush(self) -> list[StreamRecord]:
         """End of capture: close every stream (final segments) and give up on fragments."""
         self.decoder.fragments.flush()

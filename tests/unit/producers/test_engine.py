@@ -302,3 +302,12 @@ def test_records_generator_equals_feed_all(echo: list[tuple]) -> None:
     frames = conversation([(True, b"a\n"), (False, b"b\n")], cport=41000)
     frames += conversation([(True, b"c\n")], cport=41001, t0=T0 + 400 * SEC)
     assert list(Engine("n").records(iter(frames))) == Engine("n").feed_all(frames)
+
+
+def test_advance_ends_idle_streams_without_frames(echo: list[tuple]) -> None:
+    engine = Engine("n", EngineConfig(reassembly=ReassemblyConfig(udp_idle_ns=5 * SEC)))
+    assert engine.feed(udp_frame(T0, C, 40000, S, 9999, b"one")) == []
+    assert engine.advance(T0 + 2 * SEC) == []
+    assert engine.advance(T0 + 1 * SEC) == []  # time never runs backwards
+    (record,) = engine.advance(T0 + 10 * SEC)
+    assert record.closed and engine.flush() == []
