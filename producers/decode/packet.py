@@ -182,9 +182,18 @@ class Decoder:
                 if done is None:
                     return None
                 joined, frames = done
-                return self._transport(
-                    ts, vlan, joined[0], src, dst, joined, 1, len(joined), frames
-                )
+                # The fragmentable part may itself start with extension headers.
+                nh, pos, end = joined[0], 1, len(joined)
+                for _ in range(_MAX_EXT_HEADERS):
+                    if (nh not in _IPV6_EXT and nh != _AH) or end < pos + 8:
+                        break
+                    hlen = (joined[pos + 1] + 1) << 3 if nh != _AH else (joined[pos + 1] + 2) << 2
+                    nh = joined[pos]
+                    pos += hlen
+                if pos > end:
+                    self.malformed["ipv6 extension header truncated"] += len(frames)
+                    return None
+                return self._transport(ts, vlan, nh, src, dst, joined, pos, end, frames)
             else:
                 break
         else:

@@ -210,3 +210,17 @@ def test_fuzz_decoder_counts_never_raises(linktype: int, tail: bytes, head: byte
     assert (pkt is not None) + total + len(dec.fragments) <= 1
     if pkt is None and not len(dec.fragments):
         assert total == 1
+
+
+def test_ipv6_fragments_with_extension_header_inside() -> None:
+    dst_opts = bytes([17, 0]) + b"\x01\x04\x00\x00\x00\x00"  # destination options -> UDP
+    body = dst_opts + udp(1234, 53, b"y" * 2000)
+    dec = Decoder()
+    out = []
+    for start in range(0, len(body), 1200):
+        more = 1 if start + 1200 < len(body) else 0
+        hdr = struct.pack("!BBHI", 60, 0, start | more, 8)
+        data = ipv6("::1", "::2", 44, hdr + body[start : start + 1200])
+        out.append(dec.decode((start, 101, len(data), data)))
+    pkt = out[-1]
+    assert out[0] is None and pkt.proto == UDP and pkt.payload == b"y" * 2000
