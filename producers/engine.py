@@ -13,6 +13,11 @@ published segment, counting that segment's payload bytes, so every segment can b
 its own; a short stream thus has exactly one. Late packets of a closed stream (see the flow
 table's tombstones) are recorded in further segments under the same id, without new entries.
 
+Dissectors get TCP payload coalesced: consecutive in-order segments of one direction that
+arrive within 1 ms of the first are joined into one ``feed`` (a dissector's cost is mostly per
+call); the joined bytes carry the first segment's timestamp. Items therefore complete when the
+other side speaks, the stream ends or a segment is published.
+
 Time is packet time: timeouts and segment ages run on the frames' timestamps, so the same
 capture always gives the same records and stream ids. No sockets, clocks or env vars here.
 """
@@ -43,6 +48,10 @@ from producers.records import (
 from streamtap.schema import Gap, Node, StreamRecord, make_stream_id
 
 __all__ = ["Engine", "EngineConfig", "EngineStats"]
+
+#: coalescing of in-order TCP payload before it reaches a dissector (see _feed_buffered)
+_COALESCE_NS = 1_000_000
+_COALESCE_BYTES = 256 * 1024
 
 _DIRS: tuple[Literal["client"], Literal["server"]] = ("client", "server")
 
@@ -92,6 +101,10 @@ class _Stream:
     dissector's progress."""
 
     __slots__ = (
+        "buf",
+        "buf_dir",
+        "buf_len",
+        "buf_ts",
         "dissector",
         "ends",
         "entries",
@@ -121,6 +134,11 @@ class _Stream:
         self.selected = False
         self.items_made = 0
         self.reopened = False
+        # In-order TCP payload not yet given to the dissector (see Engine._coalesce).
+        self.buf: list[bytes] = []
+        self.buf_dir = 0
+        self.buf_len = 0
+        self.buf_ts = 0
         self._new_segment(ts)
 
     def _new_segment(self, ts: int) -> None:
@@ -325,6 +343,37 @@ class Engine:
                     )
             except Exception:  # a bug in detection must not stop the sensor
                 self.stats.dissect_errors["select"] += 1
+        if st.dissector is not None:
+            if conn.proto == 6:
+                buf = st.buf
+                if buf and (
+                    direction != st.buf_dir
+                    or ts_ns - st.buf_ts >= _COALESCE_NS
+                    or st.buf_len >= _COALESCE_BYTES
+                ):
+                    self._feed_buffered(conn, st)
+                if not buf:
+                    st.buf_dir = direction
+                    st.buf_ts = ts_ns
+                buf.append(data)
+                st.buf_len += len(data)
+            else:  # UDP: each datagram is one feed, by contract
+                self._feed(conn, st, direction, data, ts_ns)
+
+    def _feed_buffered(self, conn: Conn, st: _Stream) -> None:
+        """Hand the coalesced TCP payload to the dissector in one feed.
+
+        Consecutive in-order segments of one direction that arrive within ``_COALESCE_NS`` of
+        the first are joined: a dissector's cost is mostly per call, and entry timestamps are
+        milliseconds, so a body of many segments becomes one call without changing entries.
+        """
+        buf = st.buf
+        data = buf[0] if len(buf) == 1 else b"".join(buf)
+        buf.clear()
+        st.buf_len = 0
+        self._feed(conn, st, st.buf_dir, data, st.buf_ts)
+
+    def _feed(self, conn: Conn, st: _Stream, direction: int, data: bytes, ts_ns: int) -> None:
         dis = st.dissector
         if dis is not None:
             try:
@@ -341,6 +390,8 @@ class Engine:
         self._held += 120
         self.stats.gaps += 1
         self.stats.gap_bytes += length
+        if st.buf:
+            self._feed_buffered(conn, st)
         dis = st.dissector
         if dis is not None:
             try:
@@ -352,6 +403,8 @@ class Engine:
 
     def on_close(self, conn: Conn, reason: str, ts_ns: int) -> None:
         st: _Stream = conn.ctx
+        if st.buf:
+            self._feed_buffered(conn, st)
         dis = st.dissector
         if dis is not None:
             try:
@@ -416,6 +469,8 @@ class Engine:
     def _emit(self, conn: Conn, closed: bool) -> None:
         """Publish the stream's current segment as a record and start the next one."""
         st: _Stream = conn.ctx
+        if st.buf:
+            self._feed_buffered(conn, st)  # its items belong in this segment
         ends = self._endpoints(conn, st)
         bare = st.dissector is None or (closed and st.items_made == 0)
         if bare and not st.reopened and (st.frames or st.sizes[0] or st.sizes[1] or not st.entries):

@@ -311,3 +311,42 @@ def test_advance_ends_idle_streams_without_frames(echo: list[tuple]) -> None:
     assert engine.advance(T0 + 1 * SEC) == []  # time never runs backwards
     (record,) = engine.advance(T0 + 10 * SEC)
     assert record.closed and engine.flush() == []
+
+
+def test_close_segments_are_coalesced_before_the_dissector(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[EchoDissector] = []
+    feeds: list[tuple[Direction, bytes, int]] = []
+
+    class Counting(EchoDissector):
+        def feed(self, direction: Direction, data: bytes, ts_ns: int) -> None:
+            feeds.append((direction, data, ts_ns))
+            super().feed(direction, data, ts_ns)
+
+    def select(*a: Any, **k: Any) -> Dissector:
+        made.append(Counting())
+        return made[-1]
+
+    monkeypatch.setattr(dissect, "select_dissector", select)
+    lines = [
+        (True, b"get\n"),
+        (False, b"part1-"),
+        (False, b"part2-"),
+        (False, b"end\n"),
+        (True, b"again\n"),
+    ]
+    frames = conversation(lines)
+    # the three server segments arrive 0.1 ms apart; everything else is 10 ms apart
+    base = frames[4][0]
+    frames[5] = (base + 100_000, *frames[5][1:])
+    frames[6] = (base + 200_000, *frames[6][1:])
+    frames[7] = (base + 10 * MS, *frames[7][1:])  # "again" from the client
+    (record,) = Engine("n").feed_all(frames)
+    assert [(d, data) for d, data, _ in feeds] == [
+        (Direction.CLIENT, b"get\n"),
+        (Direction.SERVER, b"part1-part2-end\n"),
+        (Direction.CLIENT, b"again\n"),
+    ]
+    assert feeds[1][2] == base  # the first coalesced segment's time
+    first = record.entries[0]
+    assert first["response"] == {"line": "part1-part2-end"}
+    assert first["timestamp"] == frames[3][0] // MS
