@@ -24,7 +24,7 @@ from stack.process import ManagedProcess, wait_for
 from streamtap.kafka import make_admin
 from streamtap.settings import Settings
 
-__all__ = ["KafkaBroker", "render_log4j2", "render_server_properties"]
+__all__ = ["KafkaBroker", "kafka_process", "render_log4j2", "render_server_properties"]
 
 NODE_ID = 1
 HOST = "127.0.0.1"
@@ -96,6 +96,13 @@ def java_binary() -> str:
     return found
 
 
+def kafka_process(layout: Layout) -> ManagedProcess:
+    """The server's process record; needs only the home, so `down` works without settings."""
+    return ManagedProcess(
+        "kafka", layout.pid_file("kafka"), layout.log("kafka"), marker=str(layout.server_properties)
+    )
+
+
 class KafkaBroker:
     """Start, probe and stop the broker for one stack home."""
 
@@ -104,12 +111,7 @@ class KafkaBroker:
     def __init__(self, settings: Settings, layout: Layout) -> None:
         self.settings = settings
         self.layout = layout
-        self.process = ManagedProcess(
-            self.name,
-            layout.pid_file(self.name),
-            layout.log(self.name),
-            marker=str(layout.server_properties),
-        )
+        self.process = kafka_process(layout)
 
     @property
     def bootstrap(self) -> str:

@@ -7,6 +7,8 @@ with `LocalStack.isolated()` (free ports, a temp home), so what tests exercise i
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -54,6 +56,8 @@ class ServerStatus:
 
 @dataclass
 class StackStatus:
+    """Everything `stack status` prints, gathered once so rendering stays pure."""
+
     kafka: ServerStatus
     s3: ServerStatus
     topics: dict[str, int] | None
@@ -121,6 +125,21 @@ class LocalStack:
         }
         values.update(overrides)
         return cls(load_settings(**values))
+
+    def guard(self, owner_pid: int) -> subprocess.Popen[bytes]:
+        """Start a watchdog that stops this stack if `owner_pid` dies without doing so; the
+        caller stops the stack and terminates the watchdog on a normal exit."""
+        log = self.layout.log("guard")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "stack.guard", str(owner_pid), str(self.layout.home)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
 
     def env(self) -> dict[str, str]:
         """Env vars pointing any streamtap command at this stack."""

@@ -26,7 +26,7 @@ from stack.process import ManagedProcess, wait_for
 from streamtap.objectstore import make_minio
 from streamtap.settings import Settings
 
-__all__ = ["INTERNAL_SERVERS", "SeaweedServer", "mini_flags", "weed_binary"]
+__all__ = ["INTERNAL_SERVERS", "SeaweedServer", "mini_flags", "seaweed_process", "weed_binary"]
 
 HOST = "127.0.0.1"
 INTERNAL_SERVERS = ("master", "volume", "filer", "admin")
@@ -108,6 +108,16 @@ def _socket_flags(run_dir: Path) -> dict[str, str]:
     return {flag: str(path) for flag, path in sockets.items() if len(str(path)) < MAX_SOCKET_PATH}
 
 
+def seaweed_process(layout: Layout) -> ManagedProcess:
+    """The server's process record; needs only the home, so `down` works without settings."""
+    return ManagedProcess(
+        "seaweedfs",
+        layout.pid_file("seaweedfs"),
+        layout.log("seaweedfs"),
+        marker=str(layout.seaweed_data),
+    )
+
+
 class SeaweedServer:
     """Start, probe and stop `weed mini` for one stack home."""
 
@@ -117,12 +127,7 @@ class SeaweedServer:
     def __init__(self, settings: Settings, layout: Layout) -> None:
         self.settings = settings
         self.layout = layout
-        self.process = ManagedProcess(
-            self.name,
-            layout.pid_file(self.name),
-            layout.log(self.name),
-            marker=str(layout.seaweed_data),
-        )
+        self.process = seaweed_process(layout)
 
     @property
     def endpoint(self) -> str:

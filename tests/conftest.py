@@ -8,6 +8,7 @@ ask, so `pytest tests/unit` starts nothing.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -19,12 +20,14 @@ from stack import LocalStack, StackError
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A running LocalStack; `.settings` points at it, `.env()` gives the same as env vars."""
     local = LocalStack.isolated(tmp_path_factory.mktemp("stack"))
+    guard = local.guard(os.getpid())  # stops the stack should this session be killed
     try:
-        asyncio.run(local.up())
-    except StackError as exc:
-        asyncio.run(local.down())
-        pytest.fail(f"local stack did not start: {exc}", pytrace=False)
-    try:
+        try:
+            asyncio.run(local.up())
+        except StackError as exc:
+            pytest.fail(f"local stack did not start: {exc}", pytrace=False)
         yield local
     finally:
         asyncio.run(local.down())
+        guard.terminate()
+        guard.wait()
