@@ -82,37 +82,32 @@ class FlowTable:
     def packet(self, pkt: Packet) -> Conn:
         """Account one packet to its stream (opening one if needed); returns the stream, with
         ``last_dir`` set to the packet's direction."""
-        src = pkt.src
-        sport = pkt.sport
-        dst = pkt.dst
-        dport = pkt.dport
+        ts, proto, vlan, src, sport, dst, dport, flags, seq, ack, payload, _frames = pkt
         if src < dst or (src == dst and sport <= dport):
-            key = (pkt.proto, pkt.vlan, src, sport, dst, dport)
+            key = (proto, vlan, src, sport, dst, dport)
         else:
-            key = (pkt.proto, pkt.vlan, dst, dport, src, sport)
+            key = (proto, vlan, dst, dport, src, sport)
         conn = self.conns.get(key)
-        ts = pkt.ts_ns
-        if pkt.proto != TCP:
+        if proto != TCP:
             if conn is None:
                 conn = self._open(key, pkt, sender_is_client(sport, dport, udp=True))
             if ts > conn.last_ts:
                 conn.last_ts = ts
             conn.last_dir = d = 0 if (sport == conn.cport and src == conn.cip) else 1
-            if pkt.payload:
+            if payload:
                 conn.data_seen = True
-                self.listener.on_data(conn, d, pkt.payload, ts)
+                self.listener.on_data(conn, d, payload, ts)
             return conn
 
-        flags = pkt.flags
         syn = flags & _SYN
         if conn is None and self.closed:
             conn = self._reopen(key, pkt)
         if conn is None:
             if syn:
                 client = not (flags & _ACK)
-            elif pkt.payload and looks_like_request(pkt.payload):
+            elif payload and looks_like_request(payload):
                 client = True
-            elif pkt.payload and looks_like_response(pkt.payload):
+            elif payload and looks_like_response(payload):
                 client = False
             else:
                 client = sender_is_client(sport, dport)
@@ -123,7 +118,7 @@ class FlowTable:
             d = 0 if (sport == conn.cport and src == conn.cip) else 1
             halves = conn.halves
             assert halves is not None
-            if halves[d].isn != pkt.seq:
+            if halves[d].isn != seq:
                 self.counts["port_reuse"] += 1
                 self.close(conn, conn.closing, ts)
                 conn = self._open(key, pkt, True)
@@ -132,17 +127,16 @@ class FlowTable:
         conn.last_dir = d = 0 if (sport == conn.cport and src == conn.cip) else 1
         halves = conn.halves
         assert halves is not None
-        payload = pkt.payload
         if syn:
             if not conn.data_seen and (d == 0) == bool(flags & _ACK):
                 halves = self._swap(conn)  # a SYN-ACK from the "client" or SYN from "server"
                 d = conn.last_dir
             conn.syn_seen = True
             half = halves[d]
-            half.syn(pkt.seq)
+            half.syn(seq)
             if payload:  # TCP Fast Open: data rides on the SYN
                 conn.data_seen = True
-                half.segment((pkt.seq + 1) & _MASK, payload, ts)
+                half.segment((seq + 1) & _MASK, payload, ts)
         else:
             half = halves[d]
             if payload:
@@ -155,13 +149,13 @@ class FlowTable:
                         halves = self._swap(conn)
                         d = conn.last_dir
                         half = halves[d]
-                half.segment(pkt.seq, payload, ts)
+                half.segment(seq, payload, ts)
             elif not half.started:
-                half.start(pkt.seq)
+                half.start(seq)
         if flags & _ACK:
             other = halves[d ^ 1]
             if other.pending:
-                other.acked(pkt.ack, ts)
+                other.acked(ack, ts)
         if flags & (_FIN | _RST):
             if flags & _RST:
                 conn.closing = "rst"
