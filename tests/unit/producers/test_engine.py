@@ -350,3 +350,20 @@ def test_close_segments_are_coalesced_before_the_dissector(monkeypatch: pytest.M
     first = record.entries[0]
     assert first["response"] == {"line": "part1-part2-end"}
     assert first["timestamp"] == frames[3][0] // MS
+
+
+def test_syn_flood_is_bounded_by_the_stream_cap() -> None:
+    cfg = EngineConfig(reassembly=ReassemblyConfig(max_streams=64))
+    engine = Engine("n", cfg)
+    frames = [
+        tcp_frame(T0 + i, f"10.9.{i // 250}.{i % 250}", 1024 + i % 60000, S, 443, i, 0, SYN)
+        for i in range(2000)
+    ]
+    records = []
+    for f in frames:
+        records.extend(engine.feed(f))
+        assert len(engine.flows.conns) <= 64
+    records.extend(engine.flush())
+    assert engine.stats_dict()["caps"]["cap_max_streams"] == 2000 - 64
+    assert sum(len(r.packets) for r in records) == 2000
+    assert all(r.entries[0]["protocol"]["name"] == "tcp" for r in records)
