@@ -23,9 +23,12 @@ setup: system-deps $(STAMP)
 system-deps:
 	@bash stack/system-deps.sh
 
+# README command 1: the main job on the local stack. Records the bundled sample capture with
+# RECORDING_KFL="http or dns" (sensor -> pipeline -> sink -> S3), lists the objects and verifies them.
 demo: setup
 	$(BIN)/streamtap stack up
 	$(BIN)/streamtap stack status
+	$(BIN)/streamtap demo
 
 test: setup
 	$(BIN)/pytest -q

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay.cli:replay", "Replay recorded PCAPs into a topic."),
     "jobs": ("replay.cli:jobs", "List replay jobs and their state."),
     "tap": ("replay.cli:tap", "Open a recording in the local dashboard."),
+    "demo": ("streamtap.demo:demo", "Record a capture end to end on the local stack."),
 }
 
 
