@@ -174,3 +174,18 @@ def test_store_is_a_real_file_that_reopens(tmp_path: Path) -> None:
     store.add_records(list(population(10)))
     store.close()
     assert EntryStore(path).total() == 10
+
+
+def test_parallel_count_agrees_with_kfl(filled) -> None:
+    from replay.scan import ParallelCounter, count_range
+
+    store, entries = filled
+    counter = ParallelCounter(2, min_rows=1)
+    try:
+        for text in ('http and request.path.startsWith("/api")', "http or dns", "not http"):
+            expected = len(_ids_by_kfl(entries, text))
+            lo, hi = 1, len(entries)
+            assert count_range(str(store.path), text, lo, hi) == expected
+            assert counter.count(store.path, text, lo, hi) == expected
+    finally:
+        counter.close()
