@@ -23,7 +23,7 @@ from replay.jobs import Job, JobSpec, JobStore, new_job_id
 from replay.progress import JobProgress
 from replay.query import KFLError, check
 from replay.service import job_folder, make_runner
-from replay.store import EntryStore
+from replay.store import EntryStore, StoreError
 from streamtap.settings import Settings, SettingsError, load_settings
 
 __all__ = ["jobs", "replay", "tap"]
@@ -139,7 +139,10 @@ def replay(
     settings = _settings()
     store_ = JobStore(job_folder(settings))
     if serve_port is not None:
-        store = EntryStore(settings.home / "replay" / "service.db")
+        try:
+            store = EntryStore(settings.home / "replay" / "service.db")
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
         _serve(settings, store, None, store_, "127.0.0.1", serve_port)
         return
     if resume_id:
@@ -238,7 +241,10 @@ def tap(source: str, kfl: str, db: Path | None, host: str, port: int, no_serve: 
     """
     settings = _settings()
     _check_kfl(kfl)
-    store = EntryStore(db or _default_db(settings, source))
+    try:
+        store = EntryStore(db or _default_db(settings, source))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
     spec = JobSpec(source=source, kfl=kfl, to_store=True, parallel=parallel)
     job_store = JobStore(job_folder(settings))
     if no_serve:

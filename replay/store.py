@@ -87,6 +87,8 @@ _ROW_COLUMNS = (
     "dst_name, method, summary, status, rcode, status_text, elapsed, size"
 )
 _SCAN_BATCH = 512
+#: bumped whenever _SCHEMA changes shape; a store file of another version is refused
+SCHEMA_VERSION = 2
 
 
 class StoreError(Exception):
@@ -149,7 +151,15 @@ class EntryStore:
         self._write_lock = threading.Lock()
         try:
             db = self._db()
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: a store of schema version {version}, this streamtap reads "
+                    f"{SCHEMA_VERSION}; replay into a new file (--db) or delete this one"
+                )
             db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 

@@ -189,3 +189,19 @@ def test_parallel_count_agrees_with_kfl(filled) -> None:
             assert counter.count(store.path, text, lo, hi) == expected
     finally:
         counter.close()
+
+
+def test_a_store_of_another_schema_version_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, doc BLOB)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema version 0"):
+        EntryStore(path)
+    garbage = tmp_path / "not-a-db.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        EntryStore(garbage)
