@@ -88,3 +88,18 @@ def test_names_are_restored_only_where_missing() -> None:
     assert out.entries[0]["src"]["name"] == "client.ns"
     assert out.entries[0]["dst"]["name"] == "kept.svc"
     assert rec.entries[0]["src"]["name"] == ""  # the input record is not changed
+
+
+def test_a_cancel_request_from_another_process_stops_the_job(tmp_path: Path) -> None:
+    jobs = JobStore(tmp_path / "jobs")
+    job = Job(id="j2", spec=JobSpec(source=str(_folder(tmp_path)), to_store=True).model_dump())
+    jobs.save(job)
+    jobs.request_cancel("j2")  # what `streamtap jobs cancel j2` does
+    store = EntryStore(tmp_path / "c.db")
+    # A job clears stale requests when it starts, so ask again once it runs: on first progress.
+    done = asyncio.run(
+        run_job(job, jobs, threading.Event(), sink=StoreSink(store),
+                progress=lambda j: jobs.request_cancel(j.id))
+    )  # fmt: skip
+    assert done.state == "cancelled"
+    assert done.objects_done < len(FILES)
