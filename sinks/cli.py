@@ -51,7 +51,12 @@ async def run_sink(
 ) -> SinkService:
     """The sink's lifecycle: every client is started and stopped here, in one place."""
     stop = stop or asyncio.Event()
-    consumer = make_consumer(settings, group_id=sink_settings.group_id)
+    # Large fetches: a sink reads whole batches' worth of packets, not single records.
+    consumer = make_consumer(
+        settings,
+        group_id=sink_settings.group_id,
+        max_partition_fetch_bytes=max(settings.max_message_bytes, 16 * 1024 * 1024),
+    )
     admin = make_admin(settings)
     store = _store(settings, sink_settings, settings.s3_bucket)
     spill_dir = sink_settings.spill_dir or Path(settings.home) / "sink-spill"

@@ -36,7 +36,7 @@ class SinkSettings(BaseSettings):
     max_spill_bytes: int = Field(4096 * MiB, ge=0, validation_alias="SINK_MAX_SPILL_BYTES")
     part_size: int = Field(16 * MiB, ge=5 * MiB, validation_alias="SINK_PART_SIZE")
     parallel_parts: int = Field(3, ge=1, le=32, validation_alias="SINK_PARALLEL_PARTS")
-    upload_workers: int = Field(2, ge=1, le=64, validation_alias="SINK_UPLOAD_WORKERS")
+    upload_workers: int = Field(4, ge=1, le=64, validation_alias="SINK_UPLOAD_WORKERS")
     default_retention_days: int | None = Field(
         None, ge=1, validation_alias="SINK_DEFAULT_RETENTION_DAYS"
     )

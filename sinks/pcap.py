@@ -62,16 +62,18 @@ def write_pcap(packets: Iterable[RawPacket], linktype: int) -> bytes:
     would make it undecodable, which is worse than refusing.
     """
     items = list(packets)
-    out = bytearray(_GLOBAL.pack(PCAP_MAGIC_NS, 2, 4, 0, 0, _snaplen(items), linktype))
+    parts = [_GLOBAL.pack(PCAP_MAGIC_NS, 2, 4, 0, 0, _snaplen(items), linktype)]
+    pack = _RECORD.pack
     for packet in items:
         if packet.linktype != linktype:
             raise SinkError(f"packet of link type {packet.linktype} in a {linktype} PCAP")
         _check(packet)
-        caplen = len(packet.data)
+        data = packet.data
+        caplen = len(data)
         sec, nsec = divmod(packet.ts_ns, _NS)
-        out += _RECORD.pack(sec, nsec, caplen, max(packet.wirelen, caplen))
-        out += packet.data
-    return bytes(out)
+        parts.append(pack(sec, nsec, caplen, max(packet.wirelen, caplen)))
+        parts.append(data)
+    return b"".join(parts)
 
 
 # --- pcapng -----------------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 Two integrity details matter for a locked bucket. AWS refuses an object-lock PUT (and each
 UploadPart of one) without ``Content-MD5`` or an ``x-amz-checksum-*`` header; minio-py adds
-``Content-MD5`` only over HTTPS, so ``_LockSafeMinio`` adds it to every PUT it sends, whatever
-the scheme. Single-part PUTs also carry ``x-amz-checksum-sha256`` (the hash the manifest
-records), so the server itself refuses bytes that were damaged on the way (SeaweedFS answers
-``BadDigest``). Multipart uploads (objects above ``part_size``) rely on per-part ``Content-MD5``.
+``Content-MD5`` only over HTTPS. Single-part PUTs here carry ``x-amz-checksum-sha256`` (the
+hash the manifest records), so the server itself refuses bytes damaged on the way (SeaweedFS
+answers ``BadDigest``); every other PUT, the parts of a multipart upload included, gets
+``Content-MD5`` from ``_LockSafeMinio``, whatever the scheme.
+
+Single-part PUTs are also conditional (``If-None-Match: *``, honoured by AWS, MinIO and
+SeaweedFS), so storing a key that exists is refused by the server in the same request.
 """
 
 from __future__ import annotations
@@ -20,10 +23,18 @@ from typing import Any, Literal
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
+from minio.helpers import genheaders
 from minio.retention import Retention
 from minio.sse import Sse, SseKMS, SseS3
 
-from sinks.store import SHA256_META, LockState, ObjectVersion, PutOptions, StoredObject
+from sinks.store import (
+    SHA256_META,
+    KeyExistsError,
+    LockState,
+    ObjectVersion,
+    PutOptions,
+    StoredObject,
+)
 from streamtap.objectstore import parse_endpoint
 from streamtap.settings import Settings
 
@@ -37,7 +48,8 @@ Addressing = Literal["auto", "path", "virtual"]
 
 
 class _LockSafeMinio(Minio):
-    """minio with ``Content-MD5`` on every PUT and UploadPart (see the module docstring)."""
+    """minio with an integrity header on every PUT and UploadPart (see the module docstring):
+    ``Content-MD5``, unless the request already carries an ``x-amz-checksum-*``."""
 
     def _put_object(
         self,
@@ -48,7 +60,8 @@ class _LockSafeMinio(Minio):
         query_params: dict[str, Any] | None = None,
     ) -> Any:
         headers = dict(headers or {})
-        if not any(k.lower() == "content-md5" for k in headers):
+        names = {k.lower() for k in headers}
+        if "content-md5" not in names and not any(n.startswith("x-amz-checksum-") for n in names):
             headers["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
         return super()._put_object(bucket_name, object_name, data, headers, query_params)
 
@@ -125,13 +138,29 @@ class MinioStore:
     def put(self, key: str, data: bytes, options: PutOptions) -> StoredObject:
         sha = options.sha256 or hashlib.sha256(data).hexdigest()
         metadata: dict[str, Any] = {SHA256_META: sha}
-        if len(data) <= self.part_size:
-            metadata["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha)).decode()
         retention = None
         if options.retain_until_ms is not None:
             mode = COMPLIANCE if options.lock_mode == "COMPLIANCE" else GOVERNANCE
             until = datetime.fromtimestamp(options.retain_until_ms / 1000, tz=UTC)
             retention = Retention(mode, until)
+        if len(data) <= self.part_size:
+            # One request: the server checks the SHA-256, and with If-None-Match refuses a
+            # key that exists instead of stacking a version on it.
+            metadata["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha)).decode()
+            headers = genheaders(metadata, self.sse, None, retention, options.legal_hold)
+            headers["Content-Type"] = options.content_type
+            if options.if_absent:
+                headers["If-None-Match"] = "*"
+            try:
+                result = self.client._put_object(self.bucket, key, data, headers)
+            except S3Error as exc:
+                if exc.code == "PreconditionFailed":
+                    raise KeyExistsError(key) from exc
+                raise
+            return StoredObject(key, len(data), sha, result.version_id)
+        # Multipart: minio takes no conditional header here, so ask first.
+        if options.if_absent and self.head(key) is not None:
+            raise KeyExistsError(key)
         result = self.client.put_object(
             self.bucket,
             key,

@@ -37,6 +37,7 @@ from sinks.batch import BatchLimits, ClosedBatch, Consumed, PartitionBatcher
 from sinks.config import SinkSettings
 from sinks.errors import ObjectConflictError, SinkError
 from sinks.history import SegmentHistory
+from sinks.keys import WriterId
 from sinks.pcap import check_packets
 from sinks.plan import PlannedObject, PlanOptions, plan_batch
 from sinks.spill import SpillArea, SpilledBatch
@@ -333,13 +334,11 @@ class SinkService:
             f"planning batch {job.tp.partition}@{job.last_offset}",
             functools.partial(self._plan_batch, batch),
         )
+        # Chains are independent: each writer's objects go in order, writers side by side.
+        chains: dict[WriterId, list[PlannedObject]] = {}
         for obj in objects:
-            outcome: WriteOutcome = await self._until_done(
-                f"upload of {obj.key}", functools.partial(self._writer.write, obj)
-            )
-            self.stats.objects += 1
-            self.stats.objects_already_stored += int(outcome.already_stored)
-            self.stats.bytes_uploaded += outcome.bytes_written
+            chains.setdefault(obj.writer, []).append(obj)
+        await asyncio.gather(*(self._write_chain(chain) for chain in chains.values()))
         if isinstance(held, SpilledBatch):
             self.spill.release(held)
             self.stats.spilled_bytes = self.spill.used
@@ -353,6 +352,15 @@ class SinkService:
             state.closes.remove(job.last_offset)
         state.base = max(state.base, job.last_offset + 1)
         await self._commit(job.tp, state)
+
+    async def _write_chain(self, objects: list[PlannedObject]) -> None:
+        for obj in objects:
+            outcome: WriteOutcome = await self._until_done(
+                f"upload of {obj.key}", functools.partial(self._writer.write, obj)
+            )
+            self.stats.objects += 1
+            self.stats.objects_already_stored += int(outcome.already_stored)
+            self.stats.bytes_uploaded += outcome.bytes_written
 
     async def _commit(self, tp: TopicPartition, state: _Partition) -> bool:
         """Commit ``base`` and the pending closes; False if the partition was lost meanwhile."""

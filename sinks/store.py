@@ -11,9 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["LockState", "ObjectStore", "ObjectVersion", "PutOptions", "StoredObject"]
+__all__ = [
+    "KeyExistsError",
+    "LockState",
+    "ObjectStore",
+    "ObjectVersion",
+    "PutOptions",
+    "StoredObject",
+]
 
 SHA256_META = "sha256"
+
+
+class KeyExistsError(Exception):
+    """A put with ``if_absent`` found the key taken; the caller decides if that is fine."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,8 @@ class PutOptions:
     retain_until_ms: int | None = None
     legal_hold: bool = False
     sha256: str | None = None
+    #: refuse (KeyExistsError) rather than add a version when the key exists
+    if_absent: bool = False
 
 
 @dataclass(frozen=True)

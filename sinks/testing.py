@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sinks.batch import Consumed
-from sinks.store import LockState, ObjectVersion, PutOptions, StoredObject
+from sinks.store import KeyExistsError, LockState, ObjectVersion, PutOptions, StoredObject
 from streamtap.schema import Endpoint, MatchedStream, Node, RawPacket, RuleSettings, StreamRecord
 
 __all__ = ["LockedError", "MemoryStore", "consumed", "matched", "packet"]
@@ -100,6 +100,8 @@ class MemoryStore:
         raise KeyError(key)
 
     def put(self, key: str, data: bytes, options: PutOptions) -> StoredObject:
+        if options.if_absent and self._latest(key) is not None:
+            raise KeyExistsError(key)
         self.puts += 1
         version = _Version(str(next(self._ids)), bytes(data), options)
         self.objects.setdefault(key, []).append(version)

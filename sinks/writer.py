@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sinks.errors import ObjectConflictError, SinkError
 from sinks.keys import MANIFEST_SUFFIX, WriterId, manifest_key, parse_key
 from sinks.manifest import ChainLink, build_manifest, parse_manifest
 from sinks.plan import PlannedObject
-from sinks.store import ObjectStore, PutOptions
+from sinks.store import KeyExistsError, ObjectStore, PutOptions
 
 __all__ = ["BatchWriter", "WriteOutcome", "find_chain_head", "put_immutable"]
 
@@ -40,32 +40,25 @@ class WriteOutcome:
 def put_immutable(store: ObjectStore, key: str, data: bytes, options: PutOptions) -> bool:
     """Store ``data`` at ``key`` unless it is already there; True if it was already there.
 
-    HEAD first, so a retry never makes a second version, and so different bytes are refused
-    rather than layered on top (in a versioned bucket a PUT would succeed and hide the original
-    behind a new version).
+    The PUT is conditional (``If-None-Match: *``), so a retry never makes a second version and
+    different bytes are never layered on top (in a versioned bucket a plain PUT would succeed
+    and hide the original behind a new version). When the key is taken, the stored bytes are
+    compared: the same bytes are a harmless repeat, different bytes a conflict.
     """
     sha = options.sha256 or hashlib.sha256(data).hexdigest()
+    try:
+        store.put(key, data, replace(options, sha256=sha, if_absent=True))
+        return False
+    except KeyExistsError:
+        pass
     existing = store.head(key)
-    if existing is not None:
-        if existing.size == len(data):
-            stored_sha = existing.sha256 or hashlib.sha256(store.get(key)).hexdigest()
-            if stored_sha == sha:
-                return True
-        raise ObjectConflictError(
-            f"{key} already holds different bytes (size {existing.size}, sha256 "
-            f"{existing.sha256}); refusing to overwrite"
-        )
-    store.put(key, data, _with_sha(options, sha))
-    return False
-
-
-def _with_sha(options: PutOptions, sha: str) -> PutOptions:
-    return PutOptions(
-        content_type=options.content_type,
-        lock_mode=options.lock_mode,
-        retain_until_ms=options.retain_until_ms,
-        legal_hold=options.legal_hold,
-        sha256=sha,
+    if existing is not None and existing.size == len(data):
+        stored_sha = existing.sha256 or hashlib.sha256(store.get(key)).hexdigest()
+        if stored_sha == sha:
+            return True
+    raise ObjectConflictError(
+        f"{key} already holds different bytes "
+        f"(sha256 {existing.sha256 if existing else '?'}); refusing to overwrite"
     )
 
 
@@ -112,12 +105,25 @@ class BatchWriter:
         return cached
 
     def write(self, obj: PlannedObject) -> WriteOutcome:
+        """Object, then manifest. In the common case that is two conditional PUTs; only a
+        key that is already taken (a rebuilt batch) costs the extra reads."""
         key = str(obj.key)
         mkey = manifest_key(key)
-        existing = self._store.head(mkey)
-        if existing is not None:
-            # Done before (a rebuild after a crash between manifest and commit): check it is
-            # this object's manifest, then carry on from it.
+        lock = PutOptions(
+            lock_mode=(obj.settings.lock_mode or "GOVERNANCE") if obj.retain_until_ms else None,
+            retain_until_ms=obj.retain_until_ms,
+            legal_hold=obj.settings.legal_hold,
+        )
+        previous = self._head(obj)
+        existed = put_immutable(
+            self._store,
+            key,
+            obj.data,
+            replace(lock, content_type=PCAP_CONTENT_TYPE, sha256=obj.sha256),
+        )
+        if existed and self._store.head(mkey) is not None:
+            # Stored before a crash or by the partition's previous owner: check the manifest
+            # is this object's, then carry the chain on from it.
             data = self._store.get(mkey)
             stored = parse_manifest(data)
             if stored["sha256"] != obj.sha256 or stored["size"] != obj.size:
@@ -126,41 +132,12 @@ class BatchWriter:
                 mkey, hashlib.sha256(data).hexdigest(), obj.key.order
             )
             return WriteOutcome(key, mkey, 0, already_stored=True)
-        previous = self._head(obj)
-        lock = PutOptions(
-            lock_mode=(obj.settings.lock_mode or "GOVERNANCE")
-            if obj.retain_until_ms is not None
-            else None,
-            retain_until_ms=obj.retain_until_ms,
-            legal_hold=obj.settings.legal_hold,
-        )
-        data = obj.data
-        existed = put_immutable(
-            self._store,
-            key,
-            data,
-            PutOptions(
-                content_type=PCAP_CONTENT_TYPE,
-                lock_mode=lock.lock_mode,
-                retain_until_ms=lock.retain_until_ms,
-                legal_hold=lock.legal_hold,
-                sha256=obj.sha256,
-            ),
-        )
         manifest = build_manifest(obj, previous)
         put_immutable(
-            self._store,
-            mkey,
-            manifest,
-            PutOptions(
-                content_type=MANIFEST_CONTENT_TYPE,
-                lock_mode=lock.lock_mode,
-                retain_until_ms=lock.retain_until_ms,
-                legal_hold=lock.legal_hold,
-            ),
+            self._store, mkey, manifest, replace(lock, content_type=MANIFEST_CONTENT_TYPE)
         )
         self._heads[obj.writer] = ChainLink(
             mkey, hashlib.sha256(manifest).hexdigest(), obj.key.order
         )
-        written = (0 if existed else len(data)) + len(manifest)
+        written = (0 if existed else obj.size) + len(manifest)
         return WriteOutcome(key, mkey, written, already_stored=existed)

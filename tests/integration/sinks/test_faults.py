@@ -39,6 +39,16 @@ async def _wait_some_stored(harness: Any, at_least: int) -> int:
     raise AssertionError(f"fewer than {at_least} segments stored")
 
 
+async def _wait_started(log: Any) -> None:
+    """Until the sink says it runs: its signal handlers are installed by then."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if log.exists() and "streamtap.sink INFO sink: " in log.read_text(errors="replace"):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the sink did not start; see {log}")
+
+
 def _assert_exactly_once(harness: Any, messages: list[Any], helpers: Any) -> None:
     found = harness.stored_segments()
     assert set(found) == helpers.expected_segments(messages)
@@ -58,16 +68,18 @@ async def test_sigkill_mid_upload_then_restart(
     messages = _messages(corpus_http_dns, helpers)
     await harness.produce(messages)
     total = len(helpers.expected_segments(messages))
-    # Kill the sink three times while it is storing, each time later in the run.
-    for round_, fraction in enumerate((0.1, 0.35, 0.6)):
+    # Kill the sink three times while it is storing, each time after some more progress.
+    stored = 0
+    for round_ in range(3):
         proc = harness.spawn(f"sink-{round_}.log")
         try:
-            await _wait_some_stored(harness, int(total * fraction))
+            stored = await _wait_some_stored(harness, min(total, stored + max(1, total // 6)))
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=60)
     proc = harness.spawn("sink-final.log")
     try:
+        await _wait_started(harness.tmp / "sink-final.log")
         await harness.wait_for(helpers.expected_segments(messages))
     finally:
         assert helpers.stop_process(proc, signal.SIGTERM) == 0
