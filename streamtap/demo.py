@@ -100,13 +100,13 @@ def _wait_for_lag_zero(
     raise click.ClickException(f"{what} did not catch up within {timeout:.0f}s")
 
 
-def _list_objects(settings: Settings, since: float) -> None:
+def _list_objects(settings: Settings, prefix: str, since: float) -> None:
     """The objects this run wrote (newer than its start), as ``aws s3 ls`` would show them."""
     from streamtap.objectstore import make_minio
 
     client = make_minio(settings)
     count = 0
-    for obj in client.list_objects(settings.s3_bucket, recursive=True):
+    for obj in client.list_objects(settings.s3_bucket, prefix=prefix + "/", recursive=True):
         modified = obj.last_modified.timestamp() if obj.last_modified else 0.0
         if modified >= since - 1:
             count += 1
@@ -151,13 +151,15 @@ def demo(pcap: Path, kfl: str, timeout: float) -> None:
             "RECORDING_KFL": kfl,
             "SINK_GROUP": SINK_GROUP,
             "SINK_MAX_BATCH_AGE_S": "5",
-        # the demo's objects stay locked for a day (GOVERNANCE), long enough to inspect
-        "SINK_DEFAULT_RETENTION_DAYS": os.environ.get("SINK_DEFAULT_RETENTION_DAYS", "1"),
+            # the demo's objects stay locked for a day (GOVERNANCE), long enough to inspect
+            "SINK_DEFAULT_RETENTION_DAYS": os.environ.get("SINK_DEFAULT_RETENTION_DAYS", "1"),
         }
     )
     logs = settings.home / "logs"
     bucket = settings.s3_bucket
-    click.echo(f"recording {pcap} with RECORDING_KFL={kfl!r} into s3://{bucket}/")
+    prefix = env.get("SINK_PREFIX", "recordings").strip("/")
+    where = f"s3://{bucket}/{prefix}/"
+    click.echo(f"recording {pcap} with RECORDING_KFL={kfl!r} into {where}")
     started = time.time()
     with (
         _service("pipeline", ["pipeline", "--app-id", PIPELINE_GROUP, *web], env, logs),
@@ -171,11 +173,11 @@ def demo(pcap: Path, kfl: str, timeout: float) -> None:
         click.echo(f"- sink (log: {sink_log})")
         _wait_for_lag_zero(settings, SINK_GROUP, settings.matched_topic, "sink", timeout)
     click.echo("- objects written")
-    _list_objects(settings, started)
+    _list_objects(settings, prefix, started)
     click.echo("- verify")
-    code = _run(["verify", f"s3://{bucket}/"], env)
+    code = _run(["verify", where], env)
     click.echo("")
     click.echo("Open the recording in the dashboard:")
-    click.echo(f"  .venv/bin/streamtap tap --pcap s3://{bucket}/")
+    click.echo(f"  .venv/bin/streamtap tap --pcap {where}")
     if code != 0:
         raise SystemExit(code)

@@ -1,0 +1,1 @@
+"""Sample captures bundled with streamtap (used by `streamtap demo`)."""
