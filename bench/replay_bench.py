@@ -68,20 +68,19 @@ class NullSink:
         return None
 
 
-def _job(tmp: Path, source: str, parallel: int = 1) -> tuple[Job, JobStore]:
+def _job(tmp: Path, source: str, parallel: int = 1, workers: int = 1) -> tuple[Job, JobStore]:
     jobs = JobStore(tmp / "jobs")
-    job = Job(
-        id=f"bench-{time.time_ns()}",
-        spec=JobSpec(source=source, parallel=parallel).model_dump(mode="json"),  # type: ignore[call-arg]
-    )
+    spec = JobSpec(source=source, parallel=parallel, workers=workers)  # type: ignore[call-arg]
+    job = Job(id=f"bench-{time.time_ns()}", spec=spec.model_dump(mode="json"))
     jobs.save(job)
     return job, jobs
 
 
 def _replay(
-    tmp: Path, source: str, client: Any = None, parallel: int = 1
+    tmp: Path, source: str, client: Any = None, parallel: int = 1, workers: int = 1
 ) -> tuple[float, float, Job, NullSink]:
-    job, jobs = _job(tmp, source, parallel)
+    """(wall s, cpu s of this process, job, sink); with workers the cpu is in the children."""
+    job, jobs = _job(tmp, source, parallel, workers)
     sink = NullSink()
     wall0, cpu0 = time.perf_counter(), _cpu()
     done = asyncio.run(run_job(job, jobs, threading.Event(), sink=sink, client=client))
@@ -170,8 +169,16 @@ def s3_replay(tmp: Path, capture: Path, parallel: int) -> dict[str, Any]:
             got = sum(pool.map(get, keys))
         plain = time.perf_counter() - wall0
         assert got == total
-        wall, cpu, _done, sink = _replay(tmp, f"s3://{bucket}/{prefix}", client, parallel)
+        source = f"s3://{bucket}/{prefix}"
+        wall, cpu, _done, sink = _replay(tmp, source, client, parallel)
+        workers = os.cpu_count() or 1
+        wall_n, _cpu_n, _done, sink_n = _replay(
+            tmp, source, client, max(parallel, workers), workers
+        )
+        assert sink_n.records == sink.records
         return {
+            "workers": workers,
+            "replay_workers_wall_mb_s": total / MB / wall_n,
             "objects": len(keys),
             "mb": total / MB,
             "plain_download_mb_s": total / MB / plain,
@@ -325,6 +332,10 @@ def main() -> None:
             print(
                 f"    replay into records         {s3['replay_wall_mb_s']:8.1f} MB/s wall  "
                 f"{s3['replay_cpu_mb_s']:8.1f} MB/s cpu"
+            )
+            print(
+                f"    replay, {s3['workers']} worker processes  "
+                f"{s3['replay_workers_wall_mb_s']:8.1f} MB/s wall"
             )
         if not args.skip_store:
             path = args.store or tmp / "dashboard.db"

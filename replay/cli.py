@@ -110,6 +110,9 @@ def _run(job: Job, store_: JobStore, settings: Settings, store: EntryStore | Non
     "--rate", type=float, default=0.0, help="speed vs capture time; 0 = as fast as possible"
 )
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, help="downloads in flight")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, help="processes dissecting objects"
+)
 @click.option("--resume", "resume_id", help="continue an interrupted job by its id")
 @click.option(
     "--serve",
@@ -127,6 +130,7 @@ def replay(
     to_topic: str | None,
     rate: float,
     parallel: int,
+    workers: int,
     resume_id: str | None,
     serve_port: int | None,
 ) -> None:
@@ -157,7 +161,8 @@ def replay(
             raise click.UsageError("give SOURCE (s3://bucket/prefix) or --pcap FILE")
         _check_kfl(kfl)
         spec = JobSpec(source=src, since=_time(since), until=_time(until), rule=rule, kfl=kfl,
-                       to_topic=to_topic, rate=rate, parallel=parallel)  # fmt: skip
+                       to_topic=to_topic, rate=rate, parallel=parallel,
+                       workers=workers)  # fmt: skip
         job = Job(id=new_job_id(), spec=spec.model_dump(mode="json"))
         store_.save(job)
         console.print(f"job {job.id}: replaying {src} -> {to_topic or 'replay.' + job.id}")
@@ -232,8 +237,11 @@ def _default_db(settings: Settings, source: str) -> Path:
 )
 @click.option("--no-serve", is_flag=True, help="replay into the store, print a summary, exit")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, help="downloads in flight")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, help="processes dissecting objects"
+)
 def tap(source: str, kfl: str, db: Path | None, host: str, port: int, no_serve: bool,
-        parallel: int) -> None:  # fmt: skip
+        parallel: int, workers: int) -> None:  # fmt: skip
     """Open a recording in the local dashboard: replay it into a SQLite store and serve it.
 
     The dashboard is up at once and its table fills while the replay runs. The store file is
@@ -245,7 +253,7 @@ def tap(source: str, kfl: str, db: Path | None, host: str, port: int, no_serve: 
         store = EntryStore(db or _default_db(settings, source))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
-    spec = JobSpec(source=source, kfl=kfl, to_store=True, parallel=parallel)
+    spec = JobSpec(source=source, kfl=kfl, to_store=True, parallel=parallel, workers=workers)
     job_store = JobStore(job_folder(settings))
     if no_serve:
         job = Job(id=new_job_id(), spec=spec.model_dump(mode="json"))

@@ -42,6 +42,9 @@ class JobSpec(BaseModel):
         default=0.0, ge=0, description="speed vs capture time (1 = real time, 0 = max)"
     )
     parallel: int = Field(default=4, ge=1, le=64, description="objects downloaded at once")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="processes dissecting objects in parallel"
+    )
     to_store: bool = Field(default=False, description="write into the local store instead of Kafka")
 
     def since_ns(self) -> int | None:

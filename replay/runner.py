@@ -1,19 +1,23 @@
 """Running one replay job: list, prune, download in parallel, re-dissect, filter, write out.
 
-Each capture object is dissected on its own by a fresh engine. Sink objects hold whole record
-segments, so nothing is lost by that, and it is what makes a job resumable object by object
-(no engine state has to survive a crash) and lets downloads run ahead in parallel. Objects are
-handed to the engine in capture-time order, with at most ``parallel`` downloads in flight, so
-memory stays bounded by ``parallel`` objects whatever the size of the bucket.
+Each capture object is dissected on its own by a fresh engine: in a pool of worker processes
+when the job asks for more than one (the engine is CPU-bound Python, so threads would not
+help), else in a thread. Sink objects hold whole record segments, so nothing is lost by that,
+and it is what makes a job resumable object by object (no engine state has to survive a crash)
+and lets objects be downloaded and dissected ahead in parallel. Results are taken in
+capture-time order, with at most ``parallel`` objects in flight, so memory stays bounded by
+that many objects whatever the size of the bucket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, Protocol
 
 from replay.dissect import dissect_capture
@@ -106,9 +110,10 @@ def _resolution(objects: list[CaptureObject]) -> dict[str, str]:
     return names
 
 
-def _dissect_all(
-    dissect: Dissect, data: bytes, node: str
-) -> tuple[list[StreamRecord], ReplayError | None]:
+Dissected = tuple[list[StreamRecord], "ReplayError | None"]
+
+
+def _dissect_all(dissect: Dissect, data: bytes, node: str) -> Dissected:
     """The records of one capture, and the damage that cut it short (if any): the frames
     before the damage are real traffic and are kept."""
     records: list[StreamRecord] = []
@@ -197,32 +202,36 @@ async def _replay_objects(
     names: dict[str, str],
 ) -> None:
     spec = job.spec_model
-    parallel = max(1, spec.parallel)
-    pending: list[tuple[CaptureObject, asyncio.Task[bytes]]] = []
+    parallel = max(1, spec.parallel, spec.workers)
+    pending: list[tuple[CaptureObject, asyncio.Task[Dissected]]] = []
     it = iter(todo)
     matched_entries = 0
     pace_start: tuple[float, int] | None = None
+    pool: Executor | None = None
+    if spec.workers > 1:
+        # spawn, not fork: this process runs threads (the API server, other jobs).
+        pool = ProcessPoolExecutor(spec.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def fill() -> None:
         while len(pending) < parallel:
             obj = next(it, None)
             if obj is None:
                 return
-            pending.append((obj, asyncio.create_task(asyncio.to_thread(read_object, obj, client))))
+            task = asyncio.create_task(_fetch(obj, client, dissect, node, pool))
+            pending.append((obj, task))
 
     fill()
     try:
         while pending and not _cancelled(cancel, jobs, job):
             obj, task = pending.pop(0)
             try:
-                data = await task
+                records, damage = await task
             except ReplayError as exc:
                 job.objects_failed += 1
                 job.error = str(exc)
                 fill()
                 continue
             fill()
-            records, damage = await asyncio.to_thread(_dissect_all, dissect, data, node)
             if damage is not None:
                 job.objects_failed += 1
                 job.error = f"{obj.key}: {damage}"
@@ -257,6 +266,17 @@ async def _replay_objects(
     finally:
         for _obj, task in pending:
             task.cancel()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _fetch(
+    obj: CaptureObject, client: Any, dissect: Dissect, node: str, pool: Executor | None
+) -> Dissected:
+    """Download one object (a thread: minio blocks) and dissect it (the pool, or a thread)."""
+    data = await asyncio.to_thread(read_object, obj, client)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(pool, _dissect_all, dissect, data, node)
 
 
 def _cancelled(cancel: threading.Event, jobs: JobStore, job: Job) -> bool:

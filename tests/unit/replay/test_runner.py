@@ -31,6 +31,7 @@ def _folder(tmp_path: Path) -> Path:
 def _run(
     tmp_path: Path, cancel: threading.Event | None = None, **spec: object
 ) -> tuple[Job, EntryStore]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     jobs = JobStore(tmp_path / "jobs")
     job = Job(id="j1", spec=JobSpec(**spec).model_dump(mode="json"))  # type: ignore[arg-type]
     store = EntryStore(tmp_path / "t.db")
@@ -55,6 +56,14 @@ def test_folder_replay_stores_what_the_engine_makes_and_kfl_selects(tmp_path: Pa
     assert JobStore(tmp_path / "jobs").load("j1").done_keys == sorted(
         str(tmp_path / "captures" / n) for n in FILES
     )
+
+
+def test_worker_processes_give_the_same_records(tmp_path: Path) -> None:
+    one, store1 = _run(tmp_path / "a", source=str(_folder(tmp_path)), to_store=True)
+    two, store2 = _run(tmp_path / "b", source=str(tmp_path / "captures"), to_store=True, workers=2)
+    assert two.state == "done" and two.records_out == one.records_out > 0
+    rows1 = store1.page(compile_query(""), size=1000).rows
+    assert store2.page(compile_query(""), size=1000).rows == rows1
 
 
 def test_a_cancelled_job_stops_and_says_so(tmp_path: Path) -> None:
