@@ -22,6 +22,7 @@ from producers.service import (
     Outlet,
     SensorReport,
     run_sensor,
+    tune_gc,
 )
 from streamtap.settings import Settings, SettingsError, load_settings
 
@@ -218,6 +219,7 @@ def sensor(
         def source_error() -> str | None:
             return None
 
+    tune_gc()
     try:
         report = asyncio.run(
             _run(settings, frames, source, mode, speed, report_every, source_error, kernel_stats)

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from producers.capture import open_capture
 from producers.dissect import Item, ProtocolInfo
-from producers.records import Endpoints, bare_entry, build_record, item_entry, raw_packet
+from producers.engine import Engine
+from producers.records import (
+    Endpoints,
+    bare_entry,
+    build_record,
+    item_entry,
+    raw_packet,
+    validated_record,
+)
 from streamtap.schema import Gap, Node, RawPacket, StreamRecord, decode_record, encode_record
 
 ENDS = Endpoints("s1", Node(name="n", ip="192.0.2.1"), "udp", ("10.0.0.1", 5000), ("10.0.0.2", 53))
@@ -16,6 +31,7 @@ def test_raw_packet_equals_a_validated_one() -> None:
     assert fast == slow
     assert fast.model_fields_set == slow.model_fields_set
     assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_dump(exclude_unset=True) == slow.model_dump(exclude_unset=True)
     assert RawPacket.model_validate_json(fast.model_dump_json()) == slow
 
 
@@ -59,3 +75,58 @@ def test_bare_entry_shape() -> None:
     assert entry["src"] == {"ip": "10.0.0.1", "port": 5000, "name": "a", "namespace": "", "pod": ""}
     assert entry["elapsedTime"] == 0 and entry["timestamp"] == 2
     assert "request" not in entry
+
+
+def _record_args(vlan: tuple[int, ...] = (7,)) -> tuple[Any, ...]:
+    frames = [(10, 1, 60, b"a" * 60), (20, 113, 90, b"\x00b" * 35)]
+    entry = bare_entry(ENDS, 0, ("", "dns.example"), 10, 60, 70, 10, 20)
+    gaps = [Gap(direction="server", offset=5, length=9, ts_ns=15)]
+    return (ENDS, vlan, 2, True, 10, 20, (1, 1), (60, 70), gaps, [entry], frames)
+
+
+def _same_model(fast: BaseModel, slow: BaseModel) -> None:
+    """Equal values, and also equal types, field sets and nested models all the way down."""
+    assert type(fast) is type(slow)
+    assert fast == slow
+    assert fast.model_fields_set == slow.model_fields_set
+    for name in type(slow).model_fields:
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert type(a) is type(b), name
+        if isinstance(b, BaseModel):
+            _same_model(a, b)
+        elif isinstance(b, tuple):
+            assert len(a) == len(b)
+            for x, y in zip(a, b, strict=True):
+                assert type(x) is type(y), name
+                if isinstance(y, BaseModel):
+                    _same_model(x, y)
+
+
+@pytest.mark.parametrize("vlan", [(), (7,), (100, 200)])
+def test_trusted_record_equals_a_validated_one(vlan: tuple[int, ...]) -> None:
+    fast = build_record(*_record_args(vlan))
+    slow = validated_record(*_record_args(vlan))
+    _same_model(fast, slow)
+    assert encode_record(fast) == encode_record(slow)
+    assert fast.model_dump() == slow.model_dump()
+    assert fast.model_dump(exclude_unset=True) == slow.model_dump(exclude_unset=True)
+    assert decode_record(encode_record(fast)) == slow
+
+
+def test_trusted_record_is_frozen_like_a_validated_one() -> None:
+    fast = build_record(*_record_args())
+    with pytest.raises(ValidationError):
+        fast.segment = 3  # type: ignore[misc]
+    assert hash(fast.src) == hash(validated_record(*_record_args()).src)
+
+
+@pytest.mark.parametrize("name", ["http11-keepalive-gzip-5req.pcap", "mixed-http-dns-204-304.pcap"])
+def test_engine_records_equal_validated_ones_on_corpus(name: str) -> None:
+    """Every record the engine builds (trusted) is what full validation of it gives."""
+    corpus = Path(__file__).resolve().parents[2] / "data" / "corpus"
+    records = Engine("test-node").feed_all(open_capture(corpus / name))
+    assert records
+    for record in records:
+        again = StreamRecord.model_validate(record.model_dump(exclude_unset=True))
+        _same_model(record, again)
+        assert encode_record(record) == encode_record(again)
