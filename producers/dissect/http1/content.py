@@ -225,6 +225,10 @@ def _strict_utf8(data: bytes) -> str | None:
     return None
 
 
+def _texty(lower: str) -> bool:
+    return lower.startswith("text/") or any(h in lower for h in _TEXT_MIME_HINTS)
+
+
 def render_body(data: bytes, mime: str) -> tuple[str, bool]:
     """(text, is_base64): text bodies as text, anything else base64 (ENTRY.md)."""
     lower = mime.lower()
@@ -232,13 +236,12 @@ def render_body(data: bytes, mime: str) -> tuple[str, bool]:
         return "", False
     if lower.startswith(_BINARY_MIME_PREFIXES):
         return base64.b64encode(data).decode("ascii"), True
-    texty = lower.startswith("text/") or any(h in lower for h in _TEXT_MIME_HINTS)
-    charset = _charset(lower)
-    if charset and charset != "utf-8" and texty:
+    charset = _charset(lower) if ";" in lower else None  # no parameters, no charset
+    if charset and charset != "utf-8" and _texty(lower):
         return data.decode(charset, errors="replace"), False
     text = _strict_utf8(data)
     if text is not None and "\x00" not in text:
         return text, False
-    if texty:
+    if _texty(lower):
         return data.decode("utf-8", errors="replace"), False
     return base64.b64encode(data).decode("ascii"), True

@@ -19,11 +19,13 @@ __all__ = ["parse_query", "request_object", "response_object"]
 def parse_query(query: str) -> dict[str, Any]:
     """``a=1&b=2&b=3`` -> ``{"a": "1", "b": ["2", "3"]}`` (form decoding, blanks kept)."""
     out: dict[str, Any] = {}
+    plain = "%" not in query and "+" not in query  # then unquote_plus returns its input
     for part in query.split("&"):
         if not part:
             continue
         name, _, value = part.partition("=")
-        name, value = unquote_plus(name), unquote_plus(value)
+        if not plain:
+            name, value = unquote_plus(name), unquote_plus(value)
         have = out.get(name)
         if have is None:
             out[name] = value

@@ -29,6 +29,12 @@ _REQUEST_START = re.compile(rb"(?m)^[A-Z][A-Z_\-]{1,19} [^ \r\n]+ HTTP/1\.[019]\
 _RESPONSE_START = re.compile(rb"(?m)^HTTP/1\.[019] [1-5][0-9][0-9][ \r\n]")
 
 
+#: the reader of a message without a body; ``ContentLengthReader(0)`` never changes, so one
+#: instance serves every side
+_NO_BODY = ContentLengthReader(0)
+_CR_LF = b"\r\n"
+
+
 class SideState(enum.Enum):
     HEAD = "head"
     BODY = "body"
@@ -87,9 +93,11 @@ class Side:
             return None
         if self.state is not SideState.HEAD or self.hold:
             return None
-        if self.buf.skip_blank_lines() and self.buf:
+        buf = self.buf
+        data = buf.data
+        if data and data[0] in _CR_LF and buf.skip_blank_lines() and buf:
             self.head_ts = ts_ns
-        raw = self.buf.take_head()
+        raw = buf.take_head()
         if raw is None:
             return None
         head = parse_head(raw, self.is_request, self.head_ts, self._limits.max_headers)
@@ -108,7 +116,7 @@ class Side:
         elif framing is Framing.CLOSE:
             self._reader = CloseDelimitedReader()
         else:
-            self._reader = ContentLengthReader(0)
+            self._reader = _NO_BODY
         self.state = SideState.BODY
 
     def tunnel(self) -> None:

@@ -36,10 +36,13 @@ def _content_length(index: dict[str, str]) -> int | None:
     value = index.get("content-length")
     if value is None:
         return None
-    values = {v.strip() for v in value.split(",")}
-    if len(values) != 1:
-        raise DissectError(f"conflicting Content-Length {value[:40]!r}")
-    text = values.pop()
+    if "," in value:
+        values = {v.strip() for v in value.split(",")}
+        if len(values) != 1:
+            raise DissectError(f"conflicting Content-Length {value[:40]!r}")
+        text = values.pop()
+    else:
+        text = value.strip()
     if not text.isdigit() or not text.isascii() or len(text) > _MAX_LENGTH_DIGITS:
         raise DissectError(f"bad Content-Length {text[:40]!r}")
     return int(text)
