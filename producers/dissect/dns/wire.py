@@ -1,6 +1,6 @@
 """One DNS message (RFC 1035 4.1) -> header values and ENTRY.md-shaped questions and records.
 
-Hand-written rather than dnspython: measured in tests/unit/producers/dissect/bench_dissect.py on
+Hand-written rather than dnspython: measured in bench/dissect_bench.py on
 the corpus's DNS messages, parsing straight into entry dicts is ~13x faster than dnspython's
 ``from_wire``, which builds rich objects we would only convert again, and it lets us bound
 compression pointers and keep going on record types dnspython rejects. Correctness comes

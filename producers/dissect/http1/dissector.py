@@ -1,6 +1,6 @@
 """HTTP/1.x: two directions of events paired into one item per request/response exchange.
 
-Parser choice (measured with tests/unit/producers/dissect/bench_dissect.py on corpus-shaped
+Parser choice (measured with bench/dissect_bench.py on corpus-shaped
 keep-alive traffic, heads + framing only): httptools (llhttp, C) ~11x faster than this
 hand-written reader, h11 ~3x slower. We still hand-write it, because llhttp rejects what the
 corpus carries and tshark accepts (bare-LF line ends, ``CCM_POST`` and other unlisted methods,

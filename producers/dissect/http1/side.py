@@ -95,7 +95,9 @@ class Side:
             return None
         buf = self.buf
         data = buf.data
-        if data and data[0] in _CR_LF and buf.skip_blank_lines() and buf:
+        if not data:
+            return None  # what take_head would say, without its search
+        if data[0] in _CR_LF and buf.skip_blank_lines() and buf:
             self.head_ts = ts_ns
         raw = buf.take_head()
         if raw is None:

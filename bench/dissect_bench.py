@@ -1,8 +1,9 @@
-"""Dissector throughput on corpus-like input, and the parser choices measured against peers.
+"""Dissector benchmark, one command: ``.venv/bin/python bench/dissect_bench.py``.
 
-Run: ``.venv/bin/python tests/unit/producers/dissect/bench_dissect.py`` (not a test: no
-timing thresholds; figures are compared against peers in the same run). CPU time is
-``time.process_time``; input is the corpus's HTTP and DNS flows, replayed several times.
+Dissector throughput on corpus-like input, and the parser choices measured against peers (not
+a test: no timing thresholds; figures are compared against peers in the same run). CPU time is
+``time.process_time``; input is the corpus's HTTP and DNS flows (``tests/data/corpus``, split
+into per-flow payload events by the dissector tests' scapy helper), replayed several times.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[4]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/unit/producers/dissect"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dns.message
 import h11
@@ -29,7 +30,7 @@ from producers.dissect.http1.state import (
 )
 from producers.dissect.limits import DEFAULT_LIMITS
 
-CORPUS = Path(__file__).parents[3] / "data" / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpus"
 
 
 def _flows(kind: str) -> list[Flow]:
