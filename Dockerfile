@@ -16,5 +16,7 @@ RUN pip install . \
 
 ENV STREAMTAP_HOME=/var/lib/streamtap
 USER streamtap
+# Services write relative paths (e.g. Faust's data dir) here: the writable, per-service volume.
+WORKDIR /var/lib/streamtap
 ENTRYPOINT ["streamtap"]
 CMD ["--help"]
