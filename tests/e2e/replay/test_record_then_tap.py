@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -142,15 +142,15 @@ def _start_tap(env: dict[str, str], source: str, db: Path) -> tuple[subprocess.P
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 1)
-        if ready:
-            line = proc.stdout.readline()
+    # readline blocks; a timer kills a tap that never prints its URL so the test fails instead
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        for line in proc.stdout:
             if line.startswith("Dashboard: "):
                 return proc, line.split(" ", 1)[1].strip().rstrip("/")
-            if not line and proc.poll() is not None:
-                break
+    finally:
+        watchdog.cancel()
     proc.kill()
     raise AssertionError(f"tap printed no URL: {proc.stderr.read() if proc.stderr else ''}")
 
