@@ -1,0 +1,192 @@
+"""The service's commit protocol and back-pressure, with a fake consumer and a fake store.
+
+The real Kafka and S3 paths are covered in tests/integration/sinks; here the order of events is
+checked exactly: a batch's close is committed before any of its objects is stored, its offsets
+only after all of them are, and a dead store fills memory, then the spill area, then pauses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from sinks.config import load_sink_settings
+from sinks.keys import MANIFEST_SUFFIX, parse_key
+from sinks.service import SinkService, decode_closes, encode_closes
+from sinks.spill import SpillArea
+from sinks.store import PutOptions, StoredObject
+from sinks.testing import MemoryStore, matched, packet
+from streamtap.schema import encode_matched
+
+TP = TopicPartition("matched", 0)
+BOUND_S = 60  # only so a broken service fails instead of hanging
+
+
+@dataclass
+class _Record:
+    offset: int
+    value: bytes
+    timestamp: int
+
+
+@dataclass
+class FakeConsumer:
+    log: list[tuple[Any, ...]]
+    records: list[_Record] = field(default_factory=list)
+    committed: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
+    _paused: set[TopicPartition] = field(default_factory=set)
+    _next: int = 0
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self._paused)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self._paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self._paused.difference_update(tps)
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[_Record]]:
+        if TP in self._paused or self._next >= len(self.records):
+            await asyncio.sleep(0.01)
+            return {}
+        batch = self.records[self._next : self._next + min(max_records, 3)]
+        self._next += len(batch)
+        return {TP: batch}
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        for tp, om in offsets.items():
+            self.committed[tp] = om
+            self.log.append(("commit", om.offset, tuple(decode_closes(om.metadata))))
+
+
+@dataclass
+class LoggingStore(MemoryStore):
+    log: list[tuple[Any, ...]] = field(default_factory=list)
+    down: bool = False
+
+    def put(self, key: str, data: bytes, options: PutOptions) -> StoredObject:
+        if self.down:
+            raise ConnectionError("S3 is down")
+        self.log.append(("put", key))
+        return super().put(key, data, options)
+
+    def list_keys(self, prefix: str):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise ConnectionError("S3 is down")
+        return super().list_keys(prefix)
+
+
+def _records(count: int) -> list[_Record]:
+    return [
+        _Record(i, encode_matched(matched(f"s{i}", [packet(1_795_773_600_000_000_000 + i)])), 1000)
+        for i in range(count)
+    ]
+
+
+def _service(consumer: FakeConsumer, store: LoggingStore, tmp: Path, **env: str) -> SinkService:
+    values = {
+        "SINK_MAX_BATCH_MESSAGES": "4",
+        "SINK_MAX_BATCH_AGE_S": "3600",
+        "SINK_RETRY_BASE_S": "0.01",
+        "SINK_RETRY_MAX_S": "0.02",
+        "SINK_DEFAULT_RETENTION_DAYS": "1",
+    }
+    settings = load_sink_settings(**{**values, **env})
+
+    async def fetch(tps: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {tp: consumer.committed[tp] for tp in tps if tp in consumer.committed}
+
+    return SinkService(
+        consumer,  # type: ignore[arg-type]
+        store,
+        settings,
+        fetch,
+        SpillArea(tmp / "spill", settings.max_spill_bytes),
+        clock=lambda: 0.0,
+    )
+
+
+async def _run_until(service: SinkService, done: Any) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    async with asyncio.timeout(BOUND_S):
+        while not done():
+            assert not task.done(), task.exception() if task.done() else None
+            await asyncio.sleep(0.01)
+    stop.set()
+    await task
+
+
+async def test_close_is_committed_before_upload_and_offsets_after(tmp_path: Path) -> None:
+    log: list[tuple[Any, ...]] = []
+    consumer, store = FakeConsumer(log, _records(10)), LoggingStore(log=log)
+    service = _service(consumer, store, tmp_path)
+    await _run_until(service, lambda: service.stats.messages == 10)
+    assert consumer.committed[TP].offset == 10
+    assert decode_closes(consumer.committed[TP].metadata) == []
+    pcaps = [(i, e[1]) for i, e in enumerate(log) if e[0] == "put" and e[1].endswith(".pcap")]
+    assert len(pcaps) == 3  # 0-3, 4-7, and 8-9 flushed at shutdown
+    for index, key in pcaps:
+        last = parse_key(key).last_offset
+        intent = next(i for i, e in enumerate(log) if e[0] == "commit" and last in e[2])
+        done = next(i for i, e in enumerate(log) if e[0] == "commit" and e[1] == last + 1)
+        manifest = log.index(("put", key + MANIFEST_SUFFIX))
+        assert intent < index < manifest < done
+
+
+async def test_restart_rebuilds_recorded_closes_exactly(tmp_path: Path) -> None:
+    # A previous run closed [0..1] and [2..6] (say, at shutdown) and died before uploading.
+    log: list[tuple[Any, ...]] = []
+    consumer, store = FakeConsumer(log, _records(10)), LoggingStore(log=log)
+    consumer.committed[TP] = OffsetAndMetadata(0, encode_closes([1, 6]))
+    service = _service(consumer, store, tmp_path)
+    await _run_until(service, lambda: service.stats.messages == 10)
+    ranges = sorted(
+        (parse_key(k).first_offset, parse_key(k).last_offset)
+        for k in store.objects
+        if k.endswith(".pcap")
+    )
+    assert ranges == [(0, 1), (2, 6), (7, 9)]
+
+
+async def test_dead_store_fills_memory_then_spill_then_pauses(tmp_path: Path) -> None:
+    log: list[tuple[Any, ...]] = []
+    consumer, store = FakeConsumer(log, _records(40)), LoggingStore(log=log, down=True)
+    service = _service(
+        consumer,
+        store,
+        tmp_path,
+        SINK_MAX_BATCH_MESSAGES="2",
+        SINK_MAX_PENDING_BYTES="1000",
+        SINK_MAX_SPILL_BYTES="2000",
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    async with asyncio.timeout(BOUND_S):
+        while not service.stats.paused:
+            await asyncio.sleep(0.01)
+    assert service.stats.spilled_bytes_total > 0
+    assert consumer._next < len(consumer.records), "it paused before reading everything"
+    assert TP not in consumer.committed or consumer.committed[TP].offset == 0
+    store.down = False
+    async with asyncio.timeout(BOUND_S):
+        while consumer.committed.get(TP, OffsetAndMetadata(0, "")).offset < 40:
+            await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    ids = []
+    for key in store.objects:
+        if key.endswith(MANIFEST_SUFFIX):
+            ids += [s["id"] for s in orjson.loads(store.get(key))["streams"]]
+    assert sorted(ids) == sorted(f"s{i}" for i in range(40))
+    assert service.stats.retries > 0 and service.stats.pauses > 0
