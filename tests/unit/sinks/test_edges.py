@@ -71,3 +71,10 @@ def test_spill_round_trip_and_damage(tmp_path: Path) -> None:
         spilled.load()
     area.release(spilled)
     assert area.used == 0 and not spilled.path.exists()
+
+
+def test_package_exports_what_it_lists() -> None:
+    import sinks
+
+    assert sorted(sinks.__all__) == sinks.__all__
+    assert all(hasattr(sinks, name) for name in sinks.__all__)
