@@ -194,16 +194,25 @@ def make_record(
 
 
 def population(
-    n: int, *, seed: int = 7, start_ms: int = 1_795_773_600_000, packets: int = 2
+    n: int,
+    *,
+    seed: int = 7,
+    start_ms: int = 1_795_773_600_000,
+    packets: int = 2,
+    first_id: int = 0,
 ) -> Iterator[StreamRecord]:
-    """``n`` entries of mixed HTTP/DNS/TCP traffic, one record per entry, deterministic."""
+    """``n`` entries of mixed HTTP/DNS/TCP traffic, one record per entry, deterministic.
+
+    Stream ids count up from ``first_id``; give separate calls separate ranges when their
+    records go into one store (the store keeps one copy of an id).
+    """
     rnd = random.Random(seed)
     ts = start_ms
     for i in range(n):
         ts += rnd.randint(0, 40)
         cip, cname = _CLIENTS[rnd.randrange(len(_CLIENTS))]
         sport = 30000 + i % 30000
-        stream = f"{i:016x}"
+        stream = f"{first_id + i:016x}"
         kind = rnd.random()
         if kind < 0.65:
             sip, sname, port = _SERVICES[rnd.randrange(4)]

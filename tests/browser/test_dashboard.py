@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +21,13 @@ from pipeline.kfl import compile as kfl_compile
 from producers.capture import CaptureReader
 from replay.app import create_app
 from replay.dissect import dissect_capture
+from replay.jobs import JobSpec
+from replay.query import compile_query
 from replay.server import DashboardServer
+from replay.service import make_manager
 from replay.store import EntryStore
 from replay.testing import population
+from streamtap.settings import load_settings
 
 ROOT = Path(__file__).parents[2]
 CORPUS = ROOT / "tests" / "data" / "corpus"
@@ -88,6 +93,19 @@ def _shot(page: object, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))  # type: ignore[attr-defined]
 
 
+def _apply(page: object, store: EntryStore, query: str) -> int:
+    """Type and apply a filter, then wait until the table shows exactly its matches."""
+    n = store.count(compile_query(query))
+    page.fill("#kfl", query)  # type: ignore[attr-defined]
+    page.click("#apply")  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "([n, rows]) => document.querySelector('#count').textContent.startsWith(n + ' of')"
+        " && document.querySelectorAll('#entries tbody tr').length == rows",
+        arg=[f"{n:,}", min(n, 100)],
+    )
+    return n
+
+
 def _row_count(page: object) -> int:
     return page.locator("#entries tbody tr").count()  # type: ignore[attr-defined]
 
@@ -104,9 +122,7 @@ def test_filter_error_detail_and_downloads(dashboard, browser) -> None:
 
     # A filter changes the table to exactly the matching entries.
     query = "http and response.status >= 500"
-    page.fill("#kfl", query)
-    page.click("#apply")
-    page.wait_for_function("document.querySelector('#count').textContent.includes('match')")
+    _apply(page, store, query)
     expected = [e["id"] for e in _all(store) if kfl_compile(query)(e)]
     assert 0 < len(expected) < 100
     page.wait_for_function(
@@ -129,8 +145,7 @@ def test_filter_error_detail_and_downloads(dashboard, browser) -> None:
     # Open a DNS entry: the detail pane shows its sections.
     page.fill("#kfl", 'dns and response.code == "Non-Existent Domain"')
     page.wait_for_selector("#kfl-error", state="hidden")
-    page.click("#apply")
-    page.wait_for_function("document.querySelector('#count').textContent.includes('match')")
+    _apply(page, store, 'dns and response.code == "Non-Existent Domain"')
     page.locator("#entries tbody tr").first.click()
     page.wait_for_selector("#detail:not([hidden])")
     body = page.locator("#detail-body").inner_text()
@@ -138,9 +153,7 @@ def test_filter_error_detail_and_downloads(dashboard, browser) -> None:
     assert "Non-Existent Domain" in body
 
     # Open an HTTP entry with a JSON body: headers and the pretty-printed body are shown.
-    page.fill("#kfl", 'http and response.content.mimeType == "application/json"')
-    page.click("#apply")
-    page.wait_for_function("document.querySelector('#count').textContent.includes('match')")
+    _apply(page, store, 'http and response.content.mimeType == "application/json"')
     first = page.locator("#entries tbody tr").first
     stream = first.get_attribute("data-stream")
     first.click()
@@ -188,14 +201,57 @@ def test_statistics_view_draws_every_chart(dashboard, browser) -> None:
 
 
 def _all(store: EntryStore) -> list[dict]:
-    from replay.query import compile_query
-
     out = []
     for values in store.matching(compile_query(""), "entry_id"):
         entry = store.entry(values[0])
         assert entry is not None
         out.append(entry)
     return out
+
+
+#: The stand-in engine below hands out object i's records only once the test sets GATES[i],
+#: so the test sees the table at each step of a running replay without sleeping.
+GATES = [threading.Event() for _ in range(3)]
+CHUNK = 40
+
+
+def _gated_dissect(data: bytes, node: str) -> list:
+    i = int(data)
+    if not GATES[i].wait(120):
+        raise AssertionError(f"the test never released object {i}")
+    start = 1_800_000_000_000 + i * 3_600_000
+    return list(population(CHUNK, seed=i, start_ms=start, first_id=1_000_000 * (i + 1)))
+
+
+def test_the_table_fills_while_the_replay_runs(browser, tmp_path: Path) -> None:
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    for i in range(len(GATES)):
+        (folder / f"{i}.pcap").write_bytes(str(i).encode())
+    store = EntryStore(tmp_path / "live.db")
+    settings = load_settings(home=tmp_path / "home")
+    manager = make_manager(settings, store, dissect=_gated_dissect)
+    server = DashboardServer(create_app(store, manager)).start()
+    page = browser.new_page()
+    try:
+        page.goto(server.url)
+        page.wait_for_selector("#count")
+        job = manager.submit(JobSpec(source=str(folder), to_store=True, parallel=1))
+        for i, gate in enumerate(GATES):
+            gate.set()
+            page.wait_for_function(
+                "n => document.querySelectorAll('#entries tbody tr').length == n",
+                arg=CHUNK * (i + 1),
+            )
+            if i < len(GATES) - 1:
+                assert manager.get(job.id).state == "running"  # type: ignore[union-attr]
+        page.wait_for_selector("#status:has-text('entries')")
+        assert manager.wait(job.id, 60).state == "done"  # type: ignore[union-attr]
+    finally:
+        page.close()
+        for gate in GATES:
+            gate.set()
+        server.stop()
 
 
 def test_screenshots_exist() -> None:
