@@ -3,7 +3,8 @@
 SQLite because an investigation should be a file you can copy to a laptop, open with any tool
 and keep next to the incident report, with no server to run. Entries are kept as JSON (what KFL
 sees) next to indexed columns (time, protocol, endpoints, status) that the SQL pushdown of a
-query uses; the raw frames of every stream are kept too, so a stream's PCAP comes back byte for
+query uses; the raw frames of every stream segment are kept too (one blob per segment: a row
+per frame would cost SQLite more than the frames), so a stream's PCAP comes back byte for
 byte. WAL mode lets the dashboard read while a replay is still writing.
 
 The JSON lives in its own table, keyed by the entry's rowid: the indexed columns then fill a
@@ -19,6 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -68,19 +70,13 @@ CREATE TABLE IF NOT EXISTS streams (
   dst_ip TEXT NOT NULL, dst_port INTEGER NOT NULL,
   first_ts_ns INTEGER NOT NULL, last_ts_ns INTEGER NOT NULL,
   packets INTEGER NOT NULL,
+  frames BLOB NOT NULL,
   PRIMARY KEY (stream_id, segment)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS packets (
-  stream_id TEXT NOT NULL,
-  segment INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  ts_ns INTEGER NOT NULL,
-  linktype INTEGER NOT NULL,
-  wirelen INTEGER NOT NULL,
-  data BLOB NOT NULL,
-  PRIMARY KEY (stream_id, segment, seq)
 );
 """
+
+#: one frame in a segment's ``frames`` blob: ts_ns, linktype, wirelen, caplen, then the bytes
+_FRAME = struct.Struct("<qHII")
 
 _ROW_COLUMNS = (
     "entry_id, stream_id, ts, proto, abbr, src_ip, src_port, src_name, dst_ip, dst_port, "
@@ -88,7 +84,7 @@ _ROW_COLUMNS = (
 )
 _SCAN_BATCH = 512
 #: bumped whenever _SCHEMA changes shape; a store file of another version is refused
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(Exception):
@@ -191,16 +187,16 @@ class EntryStore:
         entry_rows: list[tuple[Any, ...]] = []
         doc_rows: list[bytes] = []
         stream_rows: list[tuple[Any, ...]] = []
-        packet_rows: list[tuple[Any, ...]] = []
+        pack = _FRAME.pack
         for rec in records:
+            frames = b"".join(
+                pack(p.ts_ns, p.linktype, p.wirelen, len(p.data)) + p.data for p in rec.packets
+            )
             stream_rows.append(
                 (rec.stream_id, rec.segment, rec.node.name, rec.layer4, rec.src.ip, rec.src.port,
-                 rec.dst.ip, rec.dst.port, rec.first_ts_ns, rec.last_ts_ns, len(rec.packets))
+                 rec.dst.ip, rec.dst.port, rec.first_ts_ns, rec.last_ts_ns, len(rec.packets),
+                 frames)
             )  # fmt: skip
-            for seq, p in enumerate(rec.packets):
-                packet_rows.append(
-                    (rec.stream_id, rec.segment, seq, p.ts_ns, p.linktype, p.wirelen, p.data)
-                )
             for entry in rec.entries:
                 r = summarize(entry)
                 doc_rows.append(orjson.dumps(entry))
@@ -216,9 +212,8 @@ class EntryStore:
             db.execute("BEGIN")
             try:
                 db.executemany(
-                    "INSERT OR IGNORE INTO streams VALUES (?,?,?,?,?,?,?,?,?,?,?)", stream_rows
+                    "INSERT OR IGNORE INTO streams VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", stream_rows
                 )
-                db.executemany("INSERT OR IGNORE INTO packets VALUES (?,?,?,?,?,?,?)", packet_rows)
                 added = 0
                 insert = (
                     f"INSERT OR IGNORE INTO entries ({_ROW_COLUMNS}) "
@@ -346,11 +341,18 @@ class EntryStore:
     def stream_frames(self, stream_id: str) -> list[PcapFrame]:
         """Every frame of a stream, all segments, in the order the sensor read them."""
         cur = self._db().execute(
-            "SELECT ts_ns, linktype, wirelen, data FROM packets WHERE stream_id = ? "
-            "ORDER BY segment, seq",
-            (stream_id,),
+            "SELECT frames FROM streams WHERE stream_id = ? ORDER BY segment", (stream_id,)
         )
-        return [(ts, lt, wl, bytes(data)) for ts, lt, wl, data in cur]
+        out: list[PcapFrame] = []
+        unpack, size = _FRAME.unpack_from, _FRAME.size
+        for (blob,) in cur:
+            pos = 0
+            while pos < len(blob):
+                ts, lt, wl, caplen = unpack(blob, pos)
+                pos += size
+                out.append((ts, lt, wl, bytes(blob[pos : pos + caplen])))
+                pos += caplen
+        return out
 
     def stream_pcap(self, stream_id: str) -> bytes | None:
         """The stream's capture file, or None when the store has no such stream."""
