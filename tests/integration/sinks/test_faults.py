@@ -14,8 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 
+from sinks.batch import ClosedBatch, Consumed
+from sinks.plan import PlanOptions, plan_batch
+from sinks.service import encode_closes
+from sinks.store import PutOptions
 from sinks.verify import verify_prefix
+from stack.topics import TopicSpec, ensure_topics
+from streamtap.kafka import make_consumer
+from streamtap.schema import decode_matched
 
 pytestmark = pytest.mark.integration
 
@@ -134,4 +143,62 @@ async def test_kafka_restart_mid_run(
             await harness.stack.up()
         stop.set()
     await task
+    _assert_exactly_once(harness, messages, helpers)
+
+
+async def test_crash_between_object_and_manifest_is_repaired(
+    harness: Any, corpus_http_dns: list[Any], helpers: Any
+) -> None:
+    """The exact state a sink killed mid-batch leaves: its close recorded in Kafka, the first
+    object of the batch stored (locked), no manifest. The next sink must finish that batch
+    under the same key, without a second version and without an orphan."""
+    topic = f"{harness.settings.matched_topic}-one"
+    harness.settings = harness.settings.model_copy(update={"matched_topic": topic})
+    await ensure_topics(harness.settings, [TopicSpec(topic, 1)])
+    messages = helpers.build_messages(corpus_http_dns, "node-a", helpers.web_and_dns)
+    await harness.produce(messages)
+    close_at = len(messages) // 2
+    tp = TopicPartition(topic, 0)
+
+    # Read the batch back as the sink will see it, and commit its close for the sink's group.
+    consumer = make_consumer(harness.settings, group_id=harness.sink_env["SINK_GROUP"])
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        records = []
+        while len(records) <= close_at:
+            got = await asyncio.wait_for(consumer.getmany(tp, timeout_ms=1000), 60)
+            records += got.get(tp, [])
+        await consumer.commit({tp: OffsetAndMetadata(0, encode_closes([close_at]))})
+    finally:
+        await consumer.stop()
+    batch = ClosedBatch(
+        0,
+        tuple(
+            Consumed(0, r.offset, r.timestamp, len(r.value), decode_matched(r.value))
+            for r in records[: close_at + 1]
+        ),
+        "shutdown",
+    )
+    options = PlanOptions(default_prefix=harness.prefix, default_retention_days=1)
+    first = plan_batch(batch, options)[0]
+    harness.store.put(
+        str(first.key),
+        first.data,
+        PutOptions(
+            lock_mode=first.settings.lock_mode or "GOVERNANCE",
+            retain_until_ms=first.retain_until_ms,
+            legal_hold=first.settings.legal_hold,
+            sha256=first.sha256,
+        ),
+    )
+
+    stop, task = await harness.run_inprocess()
+    await harness.wait_for(helpers.expected_segments(messages))
+    stop.set()
+    service = await task
+    assert service.stats.objects_already_stored >= 1
+    versions = [v for v in harness.store.list_versions(str(first.key)) if v.key == str(first.key)]
+    assert len(versions) == 1
     _assert_exactly_once(harness, messages, helpers)
