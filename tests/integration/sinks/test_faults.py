@@ -202,3 +202,27 @@ async def test_crash_between_object_and_manifest_is_repaired(
     versions = [v for v in harness.store.list_versions(str(first.key)) if v.key == str(first.key)]
     assert len(versions) == 1
     _assert_exactly_once(harness, messages, helpers)
+
+
+async def test_two_sinks_share_partitions_through_rebalances(
+    harness: Any, corpus_http_dns: list[Any], helpers: Any
+) -> None:
+    """A second sink joins mid-run and the first one leaves: partitions move twice, batches
+    in flight are finished by whoever owns them, and every segment is stored exactly once."""
+    messages = _messages(corpus_http_dns, helpers)
+    third = len(messages) // 3
+    await harness.produce(messages[:third])
+    stop_a, task_a = await harness.run_inprocess()
+    await _wait_some_stored(harness, 1)
+    stop_b, task_b = await harness.run_inprocess()
+    await harness.produce(messages[third : 2 * third])
+    await _wait_some_stored(harness, len(helpers.expected_segments(messages[:third])))
+    stop_a.set()
+    await task_a
+    await harness.produce(messages[2 * third :])
+    await harness.wait_for(helpers.expected_segments(messages))
+    stop_b.set()
+    await task_b
+    first, second = harness.services
+    assert first.stats.objects > 0 and second.stats.objects > 0
+    _assert_exactly_once(harness, messages, helpers)
