@@ -10,6 +10,7 @@ constant and not a setting: changing it between runs would change rebuilt batche
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Set as AbstractSet
 
@@ -23,6 +24,8 @@ from sinks.store import ObjectStore
 __all__ = ["WINDOW", "SegmentHistory"]
 
 WINDOW = 64
+
+log = logging.getLogger("streamtap.sink")
 
 Segment = tuple[str, int]
 Order = tuple[int, int, int]
@@ -73,6 +76,8 @@ class SegmentHistory:
                 streams = orjson.loads(self._store.get(key))["streams"]
                 segments = frozenset((s["id"], s["segment"]) for s in streams)
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                raise SinkError(f"cannot read manifest {key}: {exc}") from exc
+                # A damaged manifest is verify's to report; it must not stop the recording.
+                log.warning("ignoring unreadable manifest %s for dedupe: %s", key, exc)
+                segments = frozenset()
             recent.append((order, segments))
         return recent

@@ -262,3 +262,13 @@ def test_link_type_split_objects_chain_in_verify_order() -> None:
         (0, 2, 1),
     ]
     assert verify_prefix(store, "", NOW).ok
+
+
+def test_an_unreadable_manifest_does_not_stop_dedupe() -> None:
+    from sinks.history import SegmentHistory
+
+    store = MemoryStore()
+    objs = _write_all(store, _batches(2))
+    store.tamper(manifest_key(str(objs[0].key)), b"not json")
+    seen = SegmentHistory(store).seen(objs[1].writer, (100, 0, 0))
+    assert seen == {(f"s{i}", 0) for i in range(3, 6)}
