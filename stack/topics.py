@@ -65,6 +65,28 @@ async def _create_missing(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) ->
     return created
 
 
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], deadline: float
+) -> None:
+    """Return once every partition has a leader, so a producer started right after `up` does
+    not begin with NotLeaderForPartition retries."""
+    names = [spec.name for spec in specs]
+    while True:
+        topics = await admin.describe_topics(names)
+        pending = [
+            t["topic"]
+            for t in topics
+            if t["error_code"]
+            or not t["partitions"]
+            or any(p["leader"] < 0 for p in t["partitions"])
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"topics without partition leaders: {', '.join(sorted(pending))}")
+        await asyncio.sleep(0.1)
+
+
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create the topics that do not exist yet; returns the names created this time.
 
@@ -79,6 +101,7 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
         try:
             await admin.start()
             created += await _create_missing(admin, specs)
+            await _wait_for_leaders(admin, specs, deadline)
             return created
         except KafkaError as exc:
             if not exc.retriable or time.monotonic() > deadline:
