@@ -104,6 +104,16 @@ class PartitionBatcher:
             closed.append(self._close("count"))
         return closed
 
+    def skip(self, offset: int) -> list[ClosedBatch]:
+        """An offset was read but holds no usable message (bad input): it belongs to no batch,
+        yet a planned close may sit on it, and that close must still happen here."""
+        closed: list[ClosedBatch] = []
+        while self.planned_closes and offset >= self.planned_closes[0]:
+            self.planned_closes.pop(0)
+            if self._open:
+                closed.append(self._close("planned"))
+        return closed
+
     def due(self, now_ms: int) -> ClosedBatch | None:
         """Close the open batch if it is ``max_age`` old by the caller's clock.
 

@@ -226,6 +226,8 @@ class SinkService:
             except (RecordError, SinkError) as exc:
                 self.stats.bad_messages += 1
                 log.error("partition %s offset %s: skipped: %s", tp.partition, record.offset, exc)
+                for batch in state.batcher.skip(record.offset):
+                    await self._close(tp, state, batch)
                 continue
             self.stats.messages += 1
             item = Consumed(

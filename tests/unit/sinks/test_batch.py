@@ -69,3 +69,11 @@ def test_redelivered_offsets_are_ignored() -> None:
     batcher.add(_msg(1))
     batch = batcher.flush()
     assert batch is not None and [m.offset for m in batch.messages] == [0, 1]
+
+
+def test_a_planned_close_on_a_bad_message_still_closes() -> None:
+    batcher = PartitionBatcher(0, BatchLimits(), planned_closes=[2])
+    assert batcher.add(_msg(0)) == [] and batcher.add(_msg(1)) == []
+    [batch] = batcher.skip(2)  # offset 2 could not be decoded this time either
+    assert (batch.first_offset, batch.last_offset, batch.reason) == (0, 1, "planned")
+    assert batcher.skip(3) == [] and batcher.planned_closes == []

@@ -190,3 +190,21 @@ async def test_dead_store_fills_memory_then_spill_then_pauses(tmp_path: Path) ->
             ids += [s["id"] for s in orjson.loads(store.get(key))["streams"]]
     assert sorted(ids) == sorted(f"s{i}" for i in range(40))
     assert service.stats.retries > 0 and service.stats.pauses > 0
+
+
+async def test_bad_messages_are_counted_and_left_out(tmp_path: Path) -> None:
+    log: list[tuple[Any, ...]] = []
+    records = _records(8)
+    records[3] = _Record(3, b"not a matched stream", 1000)
+    records[7] = _Record(7, b'{"schema_version": 99}', 1000)
+    consumer, store = FakeConsumer(log, records), LoggingStore(log=log)
+    service = _service(consumer, store, tmp_path)
+    await _run_until(service, lambda: service.stats.messages + service.stats.bad_messages == 8)
+    assert service.stats.bad_messages == 2
+    ids = sorted(
+        s["id"]
+        for key in store.objects
+        if key.endswith(MANIFEST_SUFFIX)
+        for s in orjson.loads(store.get(key))["streams"]
+    )
+    assert ids == ["s0", "s1", "s2", "s4", "s5", "s6"]
