@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
+import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import MinioException, S3Error
 
 from stack.errors import StackError
 from streamtap.objectstore import make_minio
@@ -56,7 +57,7 @@ async def ensure_bucket(settings: Settings) -> bool:
     client = make_minio(settings)
     try:
         return await asyncio.to_thread(_ensure, client, settings)
-    except S3Error as exc:
+    except (MinioException, urllib3.exceptions.HTTPError) as exc:
         raise StackError(f"bucket {settings.s3_bucket!r} on {settings.s3_endpoint}: {exc}") from exc
 
 
