@@ -85,3 +85,17 @@ def test_a_bucket_with_objects_cannot_be_deleted(stack: LocalStack) -> None:
 
     assert refused.value.code == "BucketNotEmpty"
     assert client.bucket_exists(bucket)
+
+
+async def test_object_store_put_locks_the_version_it_writes(stack: LocalStack) -> None:
+    store = MinioObjectStore.from_settings(stack.settings)
+    until = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    key = _key("store-locked")
+
+    put = await store.put(key, b"pcap bytes", retain_until=until, lock_mode="COMPLIANCE")
+
+    retention = store.client.get_object_retention(store.bucket, key, version_id=put.version_id)
+    assert retention is not None
+    assert (retention.mode, retention.retain_until_date) == (COMPLIANCE, until)
+    with pytest.raises(S3Error):
+        store.client.remove_object(store.bucket, key, version_id=put.version_id)
