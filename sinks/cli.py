@@ -25,7 +25,7 @@ from sinks.s3 import MinioStore, make_sse, make_store_client
 from sinks.service import SinkService
 from sinks.spill import SpillArea
 from sinks.verify import verify_prefix
-from streamtap.kafka import make_admin, make_consumer
+from streamtap.kafka import make_admin, make_consumer, make_producer
 from streamtap.settings import Settings, SettingsError, load_settings
 
 __all__ = ["run_sink", "sink", "verify"]
@@ -58,6 +58,7 @@ async def run_sink(
         max_partition_fetch_bytes=max(settings.max_message_bytes, 16 * 1024 * 1024),
     )
     admin = make_admin(settings)
+    producer = make_producer(settings)
     store = _store(settings, sink_settings, settings.s3_bucket)
     spill_dir = sink_settings.spill_dir or Path(settings.home) / "sink-spill"
 
@@ -69,18 +70,23 @@ async def run_sink(
         )
         return dict(found)
 
+    async def deadletter(key: bytes | None, value: bytes) -> None:
+        await producer.send_and_wait(settings.deadletter_topic, value, key=key)
+
     service = SinkService(
         consumer,
         store,
         sink_settings,
         fetch_committed,
         SpillArea(spill_dir, sink_settings.max_spill_bytes),
+        deadletter=deadletter,
     )
     if started is not None:
         started(service)
     consumer.subscribe([settings.matched_topic], listener=service.listener)
     await _start(consumer.start, "consumer", stop)
     await _start(admin.start, "admin client", stop)
+    await _start(producer.start, "producer", stop)
     server = None
     try:
         if sink_settings.stats_port:
@@ -99,6 +105,7 @@ async def run_sink(
         if server is not None:
             server.close()
         await consumer.stop()
+        await producer.stop()
         await admin.close()
     return service
 

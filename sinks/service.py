@@ -19,6 +19,7 @@ catch up. Nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import itertools
 import logging
@@ -46,13 +47,42 @@ from sinks.store import ObjectStore
 from sinks.writer import BatchWriter, WriteOutcome
 from streamtap.schema import RecordError, decode_matched
 
-__all__ = ["CommittedFetcher", "SinkService", "decode_closes", "encode_closes"]
+__all__ = [
+    "CommittedFetcher",
+    "DeadLetter",
+    "SinkService",
+    "deadletter_value",
+    "decode_closes",
+    "encode_closes",
+]
 
 log = logging.getLogger("streamtap.sink")
 
 CommittedFetcher = Callable[
     [list[TopicPartition]], Awaitable[dict[TopicPartition, OffsetAndMetadata]]
 ]
+#: sends (key, value) to the dead-letter topic and returns once Kafka has it
+DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
+
+DEADLETTER_VALUE_CAP = 256 * 1024
+
+
+def deadletter_value(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, reason: str
+) -> bytes:
+    """The dead-letter record every streamtap consumer writes: why, where from, and the
+    original bytes when they are small."""
+    doc: dict[str, Any] = {
+        "kind": "decode",
+        "reason": reason,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "key": key.decode("utf-8", "replace") if key is not None else None,
+    }
+    if value is not None and len(value) <= DEADLETTER_VALUE_CAP:
+        doc["value_b64"] = base64.b64encode(value).decode("ascii")
+    return orjson.dumps(doc)
 
 
 def encode_closes(closes: list[int]) -> str:
@@ -113,6 +143,7 @@ class SinkService:
         fetch_committed: CommittedFetcher,
         spill: SpillArea,
         *,
+        deadletter: DeadLetter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.consumer = consumer
@@ -121,6 +152,7 @@ class SinkService:
         self.fetch_committed = fetch_committed
         self.spill = spill
         self.clock = clock
+        self.deadletter = deadletter
         self.stats = SinkStats()
         self.listener = _Listener(self)
         self._writer = BatchWriter(store)
@@ -226,6 +258,14 @@ class SinkService:
             except (RecordError, SinkError) as exc:
                 self.stats.bad_messages += 1
                 log.error("partition %s offset %s: skipped: %s", tp.partition, record.offset, exc)
+                if self.deadletter is not None:
+                    # Acknowledged before any later commit can move past this offset.
+                    value = deadletter_value(
+                        tp.topic, tp.partition, record.offset, record.key, record.value, str(exc)
+                    )
+                    await self._retry_kafka(
+                        functools.partial(self.deadletter, record.key, value), "dead-letter"
+                    )
                 for batch in state.batcher.skip(record.offset):
                     await self._close(tp, state, batch)
                 continue

@@ -33,6 +33,7 @@ class _Record:
     offset: int
     value: bytes
     timestamp: int
+    key: bytes | None = None
 
 
 @dataclass
@@ -93,7 +94,9 @@ def _records(count: int) -> list[_Record]:
     ]
 
 
-def _service(consumer: FakeConsumer, store: LoggingStore, tmp: Path, **env: str) -> SinkService:
+def _service(
+    consumer: FakeConsumer, store: LoggingStore, tmp: Path, dead: Any = None, **env: str
+) -> SinkService:
     values = {
         "SINK_MAX_BATCH_MESSAGES": "4",
         "SINK_MAX_BATCH_AGE_S": "3600",
@@ -112,6 +115,7 @@ def _service(consumer: FakeConsumer, store: LoggingStore, tmp: Path, **env: str)
         settings,
         fetch,
         SpillArea(tmp / "spill", settings.max_spill_bytes),
+        deadletter=dead,
         clock=lambda: 0.0,
     )
 
@@ -195,10 +199,15 @@ async def test_dead_store_fills_memory_then_spill_then_pauses(tmp_path: Path) ->
 async def test_bad_messages_are_counted_and_left_out(tmp_path: Path) -> None:
     log: list[tuple[Any, ...]] = []
     records = _records(8)
-    records[3] = _Record(3, b"not a matched stream", 1000)
-    records[7] = _Record(7, b'{"schema_version": 99}', 1000)
+    records[3] = _Record(3, b"not a matched stream", 1000, b"s3")
+    records[7] = _Record(7, b'{"schema_version": 99}', 1000, b"s7")
     consumer, store = FakeConsumer(log, records), LoggingStore(log=log)
-    service = _service(consumer, store, tmp_path)
+    dead: list[tuple[bytes | None, dict[str, Any]]] = []
+
+    async def deadletter(key: bytes | None, value: bytes) -> None:
+        dead.append((key, orjson.loads(value)))
+
+    service = _service(consumer, store, tmp_path, deadletter)
     await _run_until(service, lambda: service.stats.messages + service.stats.bad_messages == 8)
     assert service.stats.bad_messages == 2
     ids = sorted(
@@ -208,3 +217,8 @@ async def test_bad_messages_are_counted_and_left_out(tmp_path: Path) -> None:
         for s in orjson.loads(store.get(key))["streams"]
     )
     assert ids == ["s0", "s1", "s2", "s4", "s5", "s6"]
+    assert [(k, d["offset"], d["kind"], d["topic"]) for k, d in dead] == [
+        (b"s3", 3, "decode", "matched"),
+        (b"s7", 7, "decode", "matched"),
+    ]
+    assert "schema_version" in dead[1][1]["reason"]
