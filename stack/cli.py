@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -44,6 +45,9 @@ def stack(ctx: click.Context, config: str | None) -> None:
     """Run Kafka (KRaft) and SeaweedFS S3 on 127.0.0.1, state under STREAMTAP_HOME."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    # Readiness polls and retries expect refused connections; aiokafka would log each one.
+    # Failures reach the user as one StackError message instead.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 @stack.command()
