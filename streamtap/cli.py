@@ -7,6 +7,7 @@ start fast and do not pull in Faust, aiokafka or scapy.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 import click
