@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import random
 import resource
@@ -244,20 +245,22 @@ class PublishRun:
     published: int
     published_bytes: int
     dropped: int
+    retries: int
 
 
 async def _publish_once(path: Path, settings: Any) -> PublishRun:
     """One run of the real sensor service (``run_sensor`` + ``KafkaOutlet``) on ``path``,
-    built the way ``streamtap sensor`` builds it (same engine config, same producer)."""
+    built the way ``streamtap sensor`` builds it (same engine config, same producer:
+    ``producers.cli.streams_producer``)."""
+    from producers.cli import streams_producer
     from producers.publisher import RecordPublisher
     from producers.service import KafkaOutlet, run_sensor
-    from streamtap.kafka import make_producer
 
     engine = Engine(
         "bench",
         EngineConfig(max_record_bytes=max(64 * 1024, settings.max_message_bytes - 64 * 1024)),
     )
-    publisher = RecordPublisher(make_producer(settings), settings.streams_topic)
+    publisher = RecordPublisher(streams_producer(settings), settings.streams_topic)
     await publisher.start()
     outlet = KafkaOutlet(publisher)
     cpu0, wall0 = _cpu(), time.perf_counter()
@@ -271,6 +274,7 @@ async def _publish_once(path: Path, settings: Any) -> PublishRun:
         stats.published,
         stats.published_bytes,
         stats.dropped,
+        stats.retries,
     )
 
 
@@ -280,6 +284,9 @@ def publish_to_kafka(path: Path, repeat: int) -> PublishRun | None:
     Returns None when the stack cannot start here (no java/mvn), with the reason printed."""
     from stack import LocalStack, StackError
 
+    # retried sends are counted and printed in the summary, not logged one by one
+    logging.getLogger("streamtap.publisher").setLevel(logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="sensor-bench-stack-") as home:
         local = LocalStack.isolated(Path(home))
         guard = local.guard(os.getpid())  # stops the stack should this process be killed
@@ -387,7 +394,8 @@ def main() -> None:
             print(
                 f"(c) published {pub.published} of {pub.records} records, "
                 f"{pub.published_bytes / 1e6:.1f} MB of record JSON "
-                f"({pub.published_bytes / 1e6 / pub.wall_s:.1f} MB/s wall), dropped {pub.dropped}"
+                f"({pub.published_bytes / 1e6 / pub.wall_s:.1f} MB/s wall), dropped {pub.dropped}, "
+                f"sends retried {pub.retries}"
             )
         if cpu_d:
             line = (

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -26,7 +26,10 @@ from producers.service import (
 )
 from streamtap.settings import Settings, SettingsError, load_settings
 
-__all__ = ["sensor"]
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
+__all__ = ["sensor", "streams_producer"]
 
 log = logging.getLogger("streamtap.sensor")
 
@@ -97,6 +100,26 @@ def _settings(config: str | None, node: str | None) -> Settings:
         raise click.ClickException(f"bad setting: {exc}") from None
 
 
+#: room left in a producer batch for Kafka's batch and record headers
+_BATCH_HEADROOM = 64 * 1024
+
+
+def streams_producer(settings: Settings) -> AIOKafkaProducer:
+    """The producer for stream records: ``streamtap.kafka``'s, with batches near the topic's
+    max message size instead of aiokafka's 16 KiB default.
+
+    A stream record is usually 5-100 KB of JSON, so with 16 KiB batches every record went out
+    as its own batch, one produce request (acks=all) per record and partition at a time: on
+    the sensor benchmark that was ~3x the CPU and ~3x the wall time of big batches. Batches are
+    sized on uncompressed bytes and compression only shrinks them, so a batch stays under the
+    topic's ``max.message.bytes`` (a record bigger than a batch still goes alone, as before).
+    """
+    from streamtap.kafka import make_producer
+
+    batch = max(16 * 1024, settings.max_message_bytes - _BATCH_HEADROOM)
+    return make_producer(settings, max_batch_size=batch)
+
+
 async def _run(
     settings: Settings,
     frames: Any,
@@ -116,7 +139,7 @@ async def _run(
     stats_publisher: RecordPublisher | None = None
     outlet: Outlet
     if mode == "kafka":
-        publisher = RecordPublisher(make_producer(settings), settings.streams_topic)
+        publisher = RecordPublisher(streams_producer(settings), settings.streams_topic)
         log.info("publishing to %s on %s", settings.streams_topic, settings.kafka_bootstrap)
         await publisher.start()
         stats_publisher = RecordPublisher(make_producer(settings), settings.stats_topic)
