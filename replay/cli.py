@@ -276,6 +276,7 @@ def _serve(
     from replay.server import DashboardServer
 
     manager = JobManager(job_store, make_runner(settings, store))
+    store.warm()
     try:
         server = DashboardServer(create_app(store, manager), host, port)
     except OSError as exc:

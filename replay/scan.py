@@ -69,6 +69,14 @@ class ParallelCounter:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
 
+    def warm(self) -> None:
+        """Start the workers now (a service does this at start-up), so the first count a user
+        asks for does not also pay for starting Python and importing the KFL compiler."""
+        if self.workers >= 2:
+            pool = self._executor()
+            for _ in range(self.workers):
+                pool.submit(compile_query, "http")
+
     def count(self, path: Path, text: str, lo: int, hi: int) -> int | None:
         """The count, or None when the range is too small to be worth the pool."""
         if self.workers < 2 or hi - lo + 1 < self.min_rows:

@@ -169,6 +169,10 @@ class EntryStore:
             self._local.db = db
         return db
 
+    def warm(self) -> None:
+        """Start the count workers ahead of the first query (see ``replay.scan``)."""
+        self._counter.warm()
+
     def close(self) -> None:
         self._counter.close()
         db = getattr(self._local, "db", None)
