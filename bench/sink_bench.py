@@ -130,6 +130,7 @@ async def run_sink_timed(
     while not services or services[0].stats.messages == 0:
         await asyncio.sleep(0.001)
     began = time.perf_counter()
+    cpu_began = time.process_time()
     service = services[0]
     consumed_at = None
     while service.stats.messages < count or service.stats.pending_batches or _open(service):
@@ -140,7 +141,11 @@ async def run_sink_timed(
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - began
     done_at = consumed_at or elapsed
-    print(f"    all messages consumed after {done_at:.2f}s, stored after {elapsed:.2f}s")
+    cpu = time.process_time() - cpu_began
+    print(
+        f"    all messages consumed after {done_at:.2f}s, stored after {elapsed:.2f}s; "
+        f"sink process CPU {cpu:.2f}s"
+    )
     stop.set()
     await task
     return elapsed, service
