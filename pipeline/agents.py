@@ -27,6 +27,29 @@ __all__ = ["register"]
 log = logging.getLogger("streamtap.pipeline")
 
 
+class TableMemory:
+    """The stream-memory table, written to the changelog partition of the record's own
+    ``streams`` partition (the co-partitioning Faust's recovery relies on), named explicitly
+    because the agent writes after a batch, when no single event is current."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, key: bytes) -> Any:
+        return self._table.data.get(key)
+
+    def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> None:
+        data = self._table.data
+        if value is None:
+            if key not in data:
+                return
+            del data[key]
+            self._table.send_changelog(partition, key, None, value_serializer="raw")
+        else:
+            data[key] = value
+            self._table.send_changelog(partition, key, value)
+
+
 def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
     config = runtime.config
     settings = config.settings
@@ -46,10 +69,8 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
         if "p" not in state:
             state["p"] = SegmentProcessor(
                 sources=runtime.sources,
-                memory=table,
-                deliverer=Deliverer(
-                    app.producer, runtime.stats, max_in_flight=config.max_in_flight
-                ),
+                memory=TableMemory(table),
+                deliverer=Deliverer(app.producer, runtime.stats),
                 fetcher=fetcher,
                 stats=runtime.stats,
                 streams_topic=settings.streams_topic,

@@ -10,10 +10,10 @@ Faust choices, and why:
   partitions, and Kafka moves partitions when one dies;
 * ``store="memory://"``: the table is rebuilt from its changelog topic on start (state survives
   restarts through Kafka, not through local disk), and no RocksDB build is needed;
-* the table uses the producer's partitioner on the stream id, the same key and partitioner the
-  sensors use for ``streams``, so a stream's memory lives in the changelog partition numbered like
-  its ``streams`` partition (co-partitioned) and moves with it; this lets the agent update the
-  table after a whole batch is delivered rather than record by record;
+* the table is written to the changelog partition numbered like the record's ``streams``
+  partition (co-partitioned, so a stream's memory moves with its partition and is recovered by
+  the worker that takes the partition over); the agent names that partition explicitly, because
+  it updates the table after a whole batch is delivered, when no single event is current;
 * the worker's data dir lives under the streamtap home, one per app id and web port, so several
   workers on one machine never share it.
 """
@@ -55,7 +55,6 @@ class PipelineConfig:
     batch_size: int = 500
     batch_within_s: float = 0.05
     max_pending: int = 64
-    max_in_flight: int = 1000
     poll_interval_s: float = 1.0
     control_wait_s: float = 10.0
 
@@ -155,6 +154,7 @@ def create_app(config: PipelineConfig) -> tuple[faust.App, Runtime]:
         producer_acks=-1,
         producer_max_request_size=settings.max_message_bytes + 64 * 1024,
         producer_linger_ms=5,
+        producer_max_batch_size=1024 * 1024,
         consumer_max_fetch_size=max(settings.max_message_bytes, 1024 * 1024),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
@@ -169,7 +169,6 @@ def create_app(config: PipelineConfig) -> tuple[faust.App, Runtime]:
         default=None,
         partitions=settings.topic_partitions,
         key_type=bytes,  # raw stream id bytes, exactly the ``streams`` key; values are JSON
-        use_partitioner=True,
         help="stream id -> rules that matched it and earlier unmatched segment positions",
     )
     sources = RuleSources(recording_kfl=settings.recording_kfl)

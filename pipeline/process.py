@@ -22,7 +22,7 @@ import base64
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,6 +77,14 @@ class Producer(Protocol):
     ) -> Awaitable[Any]: ...
 
 
+class MemoryStore(Protocol):
+    """Where stream memory lives (the Faust table); writes name the partition explicitly."""
+
+    def get(self, key: bytes) -> Any: ...
+
+    def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> None: ...
+
+
 class FetchesSegments(Protocol):
     async def fetch(
         self, positions: Sequence[SourcePos]
@@ -85,63 +93,87 @@ class FetchesSegments(Protocol):
 
 class Deliverer:
     """Sends a batch and returns only when every message is acknowledged (or refused as too
-    large, which retrying cannot fix: those are returned for the dead-letter topic)."""
+    large, which retrying cannot fix: those are returned for the dead-letter topic).
+
+    Messages are enqueued one after another, in batch order, and only then awaited together:
+    the order of a stream's segments is kept (earlier segments before the one that matched),
+    the producer batches them, and aiokafka's accumulator is not woken once per waiting sender
+    (concurrent ``send`` calls on one partition spin on its drain signal). A failed message is
+    sent again, alone, with capped jittered backoff, until acknowledged: a broker that is away
+    means waiting, not dropping.
+    """
 
     def __init__(
         self,
         producer: Producer,
         stats: PipelineStats,
         *,
-        max_in_flight: int = 1000,
         base_delay_s: float = 0.2,
         max_delay_s: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._producer = producer
         self._stats = stats
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._base = base_delay_s
         self._max = max_delay_s
         self._sleep = sleep
 
     async def deliver(self, messages: Sequence[Outgoing]) -> list[tuple[Outgoing, str]]:
         refused: list[tuple[Outgoing, str]] = []
-        results = await asyncio.gather(*(self._one(m) for m in messages))
-        for message, reason in zip(messages, results, strict=True):
+        pending: list[tuple[Outgoing, Any]] = []
+        for message in messages:
+            try:
+                pending.append((message, await self._enqueue(message)))
+            except Exception as exc:
+                pending.append((message, exc))
+        retry: list[tuple[Outgoing, BaseException]] = []
+        for message, future in pending:
+            if isinstance(future, BaseException):
+                retry.append((message, future))
+                continue
+            try:
+                await future
+            except Exception as exc:
+                retry.append((message, exc))
+        for message, error in retry:
+            reason = await self._one(message, error)
             if reason is not None:
                 refused.append((message, reason))
         return refused
 
-    async def _one(self, message: Outgoing) -> str | None:
+    async def _enqueue(self, message: Outgoing) -> Any:
+        return await self._producer.send(
+            message.topic, message.key, message.value, None, None, None
+        )
+
+    async def _one(self, message: Outgoing, first: BaseException) -> str | None:
+        """Retry one message until acknowledged; a reason string when it can never be."""
+        exc: BaseException | None = first
         attempt = 0
-        async with self._slots:
-            while True:
-                try:
-                    future = await self._producer.send(
-                        message.topic, message.key, message.value, None, None, None
+        while True:
+            if exc is not None:
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                if isinstance(cause, MessageSizeTooLargeError | RecordTooLargeError):
+                    return f"too-large: {type(cause).__name__}"
+                if not isinstance(cause, KafkaError) and not _is_send_error(exc):
+                    raise exc
+                delay = random.uniform(0, min(self._max, self._base * 2**attempt))
+                if attempt % 10 == 0:
+                    log.warning(
+                        "send to %s failed (%s); retrying in %.1fs (attempt %d)",
+                        message.topic,
+                        type(cause).__name__,
+                        delay,
+                        attempt + 1,
                     )
-                    await future
-                    return None
-                except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
-                    return f"too-large: {type(exc).__name__}"
-                except Exception as exc:
-                    cause = exc.__cause__ if exc.__cause__ is not None else exc
-                    if isinstance(cause, MessageSizeTooLargeError | RecordTooLargeError):
-                        return f"too-large: {type(cause).__name__}"
-                    if not isinstance(cause, KafkaError) and not _is_send_error(exc):
-                        raise
-                    delay = random.uniform(0, min(self._max, self._base * 2**attempt))
-                    if attempt % 10 == 0:
-                        log.warning(
-                            "send to %s failed (%s); retrying in %.1fs (attempt %d)",
-                            message.topic,
-                            type(cause).__name__,
-                            delay,
-                            attempt + 1,
-                        )
-                    self._stats.send_retries += 1
-                    attempt += 1
-                    await self._sleep(delay)
+                self._stats.send_retries += 1
+                attempt += 1
+                await self._sleep(delay)
+            try:
+                await (await self._enqueue(message))
+                return None
+            except Exception as err:
+                exc = err
 
 
 def _is_send_error(exc: BaseException) -> bool:
@@ -170,7 +202,7 @@ class SegmentProcessor:
         self,
         *,
         sources: RuleSources,
-        memory: MutableMapping[bytes, Any],
+        memory: MemoryStore,
         deliverer: Deliverer,
         fetcher: FetchesSegments,
         stats: PipelineStats,
@@ -194,7 +226,7 @@ class SegmentProcessor:
     async def handle(self, batch: Sequence[Incoming]) -> None:
         stats = self.stats
         out: list[Outgoing] = []
-        writes: dict[bytes, StreamMemory | None] = {}
+        writes: dict[bytes, tuple[int, StreamMemory | None]] = {}
         in_batch: dict[tuple[int, int], bytes | None] = {}
         for item in batch:
             stats.records += 1
@@ -217,24 +249,23 @@ class SegmentProcessor:
             if await self.deliverer.deliver(parked):
                 log.error("dead-letter topic refused %d records", len(parked))
 
-        for key, mem in writes.items():
-            if mem is None:
-                self.memory.pop(key, None)
-            else:
-                self.memory[key] = mem.to_json()
+        for key, (partition, mem) in writes.items():
+            self.memory.put(key, partition, None if mem is None else mem.to_json())
         stats.batches += 1
         stats.sample(self.clock())
 
-    def _memory_of(self, key: bytes, writes: dict[bytes, StreamMemory | None]) -> StreamMemory:
+    def _memory_of(
+        self, key: bytes, writes: dict[bytes, tuple[int, StreamMemory | None]]
+    ) -> StreamMemory:
         if key in writes:
-            return writes[key] or StreamMemory()
+            return writes[key][1] or StreamMemory()
         return StreamMemory.from_json(self.memory.get(key))
 
     async def _one(
         self,
         item: Incoming,
         out: list[Outgoing],
-        writes: dict[bytes, StreamMemory | None],
+        writes: dict[bytes, tuple[int, StreamMemory | None]],
         in_batch: dict[tuple[int, int], bytes | None],
     ) -> None:
         if item.value is None:
@@ -285,7 +316,7 @@ class SegmentProcessor:
                 decision.lost_earlier,
             )
         if decision.memory_changed:
-            writes[record.key] = decision.memory
+            writes[record.key] = (item.partition, decision.memory)
 
     async def _earlier(
         self,

@@ -146,6 +146,8 @@ class Rule:
     spec: RuleSpec
     query: CompiledQuery
     settings: RuleSettings
+    #: false when the query has no ``redact()``: then entries are not copied for it
+    redacts: bool = True
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -184,7 +186,7 @@ class RuleSet:
         """Apply the redactions of every named rule, so no rule's secret leaks via another."""
         for name in sorted(names):
             rule = self.rules.get(name)
-            if rule is not None:
+            if rule is not None and rule.redacts:
                 redacted = rule.query.redact(entry)
                 if redacted is not None:
                     entry = redacted
@@ -291,7 +293,13 @@ def build_ruleset(
             if old is not None:
                 rules[name] = old
             continue
-        rules[name] = Rule(name=name, spec=spec, query=query, settings=spec.settings())
+        rules[name] = Rule(
+            name=name,
+            spec=spec,
+            query=query,
+            settings=spec.settings(),
+            redacts=bool(getattr(query, "redactions", True)),
+        )
     matcher = None
     if len(rules) > 1:
         try:

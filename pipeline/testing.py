@@ -35,6 +35,10 @@ class _Query:
     def __call__(self, entry: Entry) -> bool:
         return self.pred(entry)
 
+    @property
+    def redactions(self) -> list[str]:
+        return list(self.redact_keys)
+
     def redact(self, entry: Entry) -> Entry:
         out = dict(entry)
         for key in self.redact_keys:
