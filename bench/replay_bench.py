@@ -247,7 +247,7 @@ async def _timed(client: httpx.AsyncClient, path: str, params: dict[str, Any]) -
 def dashboard_latency(path: Path, n: int) -> dict[str, Any]:
     store, fill_s = _fill(path, n)
     total = store.total()
-    store.warm()  # as `streamtap tap` does when it starts serving
+    store.warm(wait=True)  # as `streamtap tap` does when it starts serving
     app = create_app(store)
 
     async def run() -> list[dict[str, Any]]:

@@ -54,6 +54,11 @@ def count_range(path: str, text: str, lo: int, hi: int) -> int:
         db.close()
 
 
+def _ready() -> None:
+    """Import and warm the KFL compiler in a worker (its result must pickle: return None)."""
+    compile_query("http")
+
+
 class ParallelCounter:
     """A lazily started process pool shared by every count of one store."""
 
@@ -69,13 +74,14 @@ class ParallelCounter:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
 
-    def warm(self) -> None:
+    def warm(self, wait: bool = False) -> None:
         """Start the workers now (a service does this at start-up), so the first count a user
         asks for does not also pay for starting Python and importing the KFL compiler."""
         if self.workers >= 2:
             pool = self._executor()
-            for _ in range(self.workers):
-                pool.submit(compile_query, "http")
+            started = [pool.submit(_ready) for _ in range(self.workers)]
+            for future in started if wait else ():
+                future.result()
 
     def count(self, path: Path, text: str, lo: int, hi: int) -> int | None:
         """The count, or None when the range is too small to be worth the pool."""

@@ -169,9 +169,9 @@ class EntryStore:
             self._local.db = db
         return db
 
-    def warm(self) -> None:
+    def warm(self, wait: bool = False) -> None:
         """Start the count workers ahead of the first query (see ``replay.scan``)."""
-        self._counter.warm()
+        self._counter.warm(wait)
 
     def close(self) -> None:
         self._counter.close()
