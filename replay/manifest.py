@@ -43,6 +43,8 @@ class Manifest:
     names: dict[str, str] = field(default_factory=dict)
     size: int | None = None
     sha256: str | None = None
+    #: the sensor node that captured the object's streams (one node per object key)
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,11 @@ def parse_manifest(data: bytes, key: str = "") -> Manifest:
     rules = _first(obj, "rules") or []
     rule_names = frozenset(rules.keys() if isinstance(rules, dict) else map(str, rules))
     streams = tuple(_stream(s) for s in (_first(obj, "streams") or []) if isinstance(s, dict))
+    writer = obj.get("writer")
+    node = writer.get("node") if isinstance(writer, dict) else None
+    if not isinstance(node, str) or not node:
+        nodes = {st.get("node") for st in obj.get("streams") or [] if isinstance(st, dict)}
+        node = nodes.pop() if len(nodes) == 1 else ""
     object_key = str(_first(obj, "object_key", "key", "object") or "")
     if not object_key and key.endswith(MANIFEST_SUFFIX):
         object_key = key[: -len(MANIFEST_SUFFIX)]
@@ -159,6 +166,7 @@ def parse_manifest(data: bytes, key: str = "") -> Manifest:
         names=_names(_first(obj, "names", "name_resolution", "resolution")),
         size=_ns(_first(obj, "size", "object_size")),
         sha256=_first(obj, "sha256"),
+        node=node if isinstance(node, str) else "",
     )
 
 

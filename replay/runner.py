@@ -217,7 +217,10 @@ async def _replay_objects(
             obj = next(it, None)
             if obj is None:
                 return
-            task = asyncio.create_task(_fetch(obj, client, dissect, node, pool))
+            # Dissect as the node that recorded it: entries keep their node.name, and stream
+            # ids (which hash the node) come out as the sensor made them.
+            recorded_by = (obj.manifest.node if obj.manifest else "") or node
+            task = asyncio.create_task(_fetch(obj, client, dissect, recorded_by, pool))
             pending.append((obj, task))
 
     fill()

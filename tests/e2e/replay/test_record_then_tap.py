@@ -193,6 +193,13 @@ def test_recorded_capture_opens_in_the_dashboard_as_it_was(
             )
             assert got == want
 
+            # Replayed as the node that recorded it: the sensor's own stream ids come back.
+            sensor_ids = {
+                r.stream_id for r in dissect_capture((CORPUS / CAPTURE).read_bytes(), "e2e-node")
+            }
+            assert {r["stream"] for r in http} <= sensor_ids
+            assert api.get(f"/api/entries/{http[0]['id']}").json()["node"]["name"] == "e2e-node"
+
             # Every DNS query tshark saw (by client, port, id, name), and every response.
             dns = [api.get(f"/api/entries/{r['id']}").json() for r in _entries(api, "dns")]
             queries = {

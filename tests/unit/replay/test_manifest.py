@@ -105,5 +105,6 @@ def test_reads_what_the_sink_writes() -> None:
     assert http.src == ("10.1.1.1", 4000) and http.protocols == {"http"}
     assert http.statuses == {404} and dns.protocols == {"dns"}
     assert m.names["10.96.0.10"] == "kube-dns.kube-system"
+    assert m.node == "worker-1"
     assert not may_match(m, criteria_from(plan('src.ip == "10.1.1.2"')))
     assert may_match(m, criteria_from(plan('src.ip == "10.1.1.1" and response.status == 404')))
