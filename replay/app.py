@@ -162,8 +162,12 @@ def create_app(store: EntryStore, jobs: JobManager | None = None) -> FastAPI:
         responses={200: {"content": {PCAP_TYPE: {}}}},
     )
     def matching_pcap(q: Q = "") -> StreamingResponse:
-        """Every stream with an entry matching `q`, merged in capture-time order."""
-        chunks: Iterator[bytes] = store.matching_pcap(_compile(q))
+        """Every stream with an entry matching `q`, merged in capture-time order (413 when
+        their packets exceed the store's cap: narrow the filter)."""
+        try:
+            chunks: Iterator[bytes] = store.matching_pcap(_compile(q))
+        except StoreError as exc:
+            raise HTTPException(status_code=413, detail=str(exc)) from exc
         return StreamingResponse(
             chunks,
             media_type=PCAP_TYPE,

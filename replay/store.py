@@ -139,8 +139,14 @@ class EntryStore:
     serialised by a lock so a replay writer and API readers can run side by side.
     """
 
-    def __init__(self, path: str | Path, scan_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        scan_workers: int | None = None,
+        max_pcap_bytes: int = 512 * 1024 * 1024,
+    ) -> None:
         self.path = Path(path)
+        self.max_pcap_bytes = max_pcap_bytes
         self._counter = ParallelCounter(scan_workers or os.cpu_count() or 1)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -366,14 +372,34 @@ class EntryStore:
         return b"".join(write_capture(frames))
 
     def matching_pcap(self, query: Query) -> Iterator[bytes]:
-        """One capture of every stream with a matching entry, frames merged in time order."""
+        """One capture of every stream with a matching entry, frames merged in time order.
+
+        The frames are merged in memory, so the capture is capped (``max_pcap_bytes``); past
+        the cap this raises StoreError, which asks for a narrower filter, rather than
+        exhausting the machine the dashboard runs on.
+        """
         streams: list[str] = []
         seen: set[str] = set()
+        size = 0
         for values in self.matching(query, "stream_id"):
             sid = values[0]
             if sid not in seen:
                 seen.add(sid)
                 streams.append(sid)
+                (got,) = (
+                    self._db()
+                    .execute(
+                        "SELECT COALESCE(SUM(length(frames)), 0) FROM streams WHERE stream_id = ?",
+                        (sid,),
+                    )
+                    .fetchone()
+                )
+                size += int(got)
+                if size > self.max_pcap_bytes:
+                    raise StoreError(
+                        f"the streams matching this filter hold more than "
+                        f"{self.max_pcap_bytes:,} bytes of packets; narrow the filter"
+                    )
         frames: list[tuple[int, int, int, PcapFrame]] = []
         for order, sid in enumerate(streams):
             for seq, frame in enumerate(self.stream_frames(sid)):

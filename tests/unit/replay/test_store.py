@@ -205,3 +205,12 @@ def test_a_store_of_another_schema_version_is_refused(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError):
         EntryStore(garbage)
+
+
+def test_matching_pcap_is_capped(tmp_path: Path) -> None:
+    store = EntryStore(tmp_path / "cap.db", max_pcap_bytes=1000)
+    store.add_records(list(population(50, packets=3)))
+    with pytest.raises(StoreError, match="narrow the filter"):
+        store.matching_pcap(compile_query(""))
+    one = next(iter(population(50, packets=3))).stream_id
+    assert b"".join(store.matching_pcap(compile_query(f'stream == "{one}"')))
