@@ -8,6 +8,7 @@ and a five-day recording both give a readable chart of about sixty bars.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -57,7 +58,11 @@ def statistics(store: EntryStore, query: Query) -> dict[str, Any]:
     edges: Counter[tuple[str, str]] = Counter()
     edge_errors: Counter[tuple[str, str]] = Counter()
     latencies: dict[str, list[int]] = defaultdict(list)
-    points: list[tuple[int, str, str | None]] = []
+    # Every matching entry's time and labels, compactly (the bucket width depends on the whole
+    # span, known only at the end): 8 + 2 + 2 bytes an entry instead of a tuple of objects.
+    times = array("q")
+    abbr_ix, cls_ix = array("H"), array("H")
+    labels: dict[str | None, int] = {}
     total = 0
     for values in store.matching(query, _COLUMNS):
         ts, abbr, status, _rcode, text, elapsed, size, sip, sname, dip, dname = values[:11]
@@ -75,17 +80,21 @@ def statistics(store: EntryStore, query: Query) -> dict[str, Any]:
             edge_errors[(src, dst)] += 1
         if elapsed > 0:
             latencies[abbr].append(elapsed)
-        points.append((ts, abbr, cls))
-    first = min((p[0] for p in points), default=0)
-    last = max((p[0] for p in points), default=0)
+        times.append(ts)
+        abbr_ix.append(labels.setdefault(abbr, len(labels)))
+        cls_ix.append(labels.setdefault(cls, len(labels)))
+    first = min(times, default=0)
+    last = max(times, default=0)
+    names = {i: label for label, i in labels.items()}
     width = _bucket_ms(max(last - first, 1))
-    start = first - first % width if points else 0
-    n_buckets = (last - start) // width + 1 if points else 0
+    start = first - first % width if times else 0
+    n_buckets = (last - start) // width + 1 if times else 0
     timeline: dict[str, list[int]] = defaultdict(lambda: [0] * n_buckets)
     status_series: dict[str, list[int]] = defaultdict(lambda: [0] * n_buckets)
-    for ts, abbr, cls in points:
+    for ts, a, c in zip(times, abbr_ix, cls_ix, strict=True):
+        cls = names[c]
         i = (ts - start) // width
-        timeline[abbr][i] += 1
+        timeline[str(names[a])][i] += 1
         if cls is not None:
             status_series[cls][i] += 1
     latency = {}
