@@ -38,6 +38,14 @@ class TableMemory:
     def get(self, key: bytes) -> Any:
         return self._table.data.get(key)
 
+    def closed(self, partition: int) -> list[tuple[int, bytes]]:
+        found = []
+        for key, value in list(self._table.data.items()):
+            closed_at = value.get("closed_at") if isinstance(value, dict) else None
+            if closed_at and int(closed_at[0]) == partition:
+                found.append((int(closed_at[1]), key))
+        return found
+
     def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> None:
         data = self._table.data
         if value is None:
@@ -77,8 +85,15 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
                 matched_topic=settings.matched_topic,
                 deadletter_topic=settings.deadletter_topic,
                 max_pending=config.max_pending,
+                committed=committed,
             )
         return state["p"]
+
+    def committed(partition: int) -> int | None:
+        """The offset Faust last committed for ``streams``/partition (its own bookkeeping)."""
+        offsets = getattr(app.consumer, "_committed_offset", {})
+        offset = offsets.get(TP(settings.streams_topic, partition))
+        return None if offset is None else int(offset)
 
     def highwater(tp: TP) -> int | None:
         try:

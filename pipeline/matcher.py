@@ -13,11 +13,13 @@ Stream semantics:
   empty index list for rules that matched only earlier segments);
 * earlier segments that did not match on their own are remembered by source position (bounded by
   ``max_pending``) and re-read when a later segment matches, then published before it;
-* a closed segment ends the stream, so its memory is dropped (tables do not grow forever).
+* a closed segment ends the stream: its memory is dropped (tables do not grow forever), for a
+  matched stream once the worker has committed past the closing segment.
 
-Determinism: the published message depends only on the segment, the rule set and the memory, and
-the memory only grows while a stream is open, so a segment processed twice (worker restart before
-the commit) gives an identical message.
+Determinism: a segment processed twice (a worker killed after publishing, before committing) is
+processed against the memory as it was before its batch or as it was after; the message depends
+only on the segment, the rule set and, through ``StreamMemory.first``, on which rules had matched
+the stream *by that segment*, which is the same in both, so the copy is byte-identical.
 """
 
 from __future__ import annotations
@@ -50,34 +52,56 @@ class SourcePos:
 
 @dataclass(frozen=True)
 class StreamMemory:
-    """What the pipeline keeps per open stream (the value of the Faust table)."""
+    """What the pipeline keeps per open stream (the value of the Faust table).
 
-    rules: frozenset[str] = frozenset()
+    ``first`` maps each rule that matched the stream to the segment where it first matched.
+    Keeping the segment (not just the rule) is what makes a replayed batch give the same bytes:
+    a segment carries only the rules that had matched by then (see ``decide``), whether the
+    memory it is replayed against is the one before the batch or the one after it.
+    """
+
+    first: tuple[tuple[str, int], ...] = ()
     pending: tuple[SourcePos, ...] = ()
     #: unmatched segments not remembered because ``pending`` was full
     overflow: int = 0
+    #: (partition, offset) of the segment that closed a matched stream: the memory is kept
+    #: until that offset is committed, so a replay of its batch still sees which rules matched
+    closed_at: tuple[int, int] | None = None
+
+    @classmethod
+    def matched(cls, **first: int) -> StreamMemory:
+        return cls(first=tuple(sorted(first.items())))
+
+    @property
+    def rules(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.first)
 
     @property
     def empty(self) -> bool:
-        return not self.rules and not self.pending and not self.overflow
+        return not self.first and not self.pending and not self.overflow
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "rules": sorted(self.rules),
+        doc: dict[str, Any] = {
+            "rules": dict(self.first),
             "pending": [[p.partition, p.offset, p.segment] for p in self.pending],
             "overflow": self.overflow,
         }
+        if self.closed_at is not None:
+            doc["closed_at"] = list(self.closed_at)
+        return doc
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> StreamMemory:
         if not data:
             return cls()
+        rules = data.get("rules") or {}
         return cls(
-            rules=frozenset(data.get("rules") or ()),
+            first=tuple(sorted((str(n), int(s)) for n, s in dict(rules).items())),
             pending=tuple(
                 SourcePos(int(p), int(o), int(s)) for p, o, s in data.get("pending") or ()
             ),
             overflow=int(data.get("overflow") or 0),
+            closed_at=tuple(data["closed_at"]) if data.get("closed_at") else None,
         )
 
 
@@ -157,22 +181,31 @@ def decide(
     """Decide what one segment means for its stream; see the module docstring."""
     memory = memory or StreamMemory()
     matched = evaluate(record, ruleset)
-    # Rules removed since the stream matched no longer record it ("deleting the rule stops
-    # output"); rules that match now join the stream's set.
-    still = frozenset(n for n in memory.rules if n in ruleset.rules)
-    rule_names = still | frozenset(matched)
+    first = dict(memory.first)
+    for name in matched:
+        if name not in first or record.segment < first[name]:
+            first[name] = record.segment
+    rule_names: frozenset[str] = frozenset()
+    if first:
+        # A segment carries the rules that had matched the stream by the later of itself and
+        # the stream's first match (so re-read earlier segments carry the trigger's rules).
+        # Rules no longer loaded are dropped: deleting a rule stops its output.
+        horizon = max(record.segment, min(first.values()))
+        rule_names = frozenset(
+            n for n, seg in first.items() if seg <= horizon and n in ruleset.rules
+        )
 
     if rule_names:
         message = _message(record, ruleset, rule_names, matched, partition, offset)
         refetch = memory.pending
         lost = memory.overflow
-        after = StreamMemory(rules=memory.rules | frozenset(matched))
+        after = StreamMemory(first=tuple(sorted(first.items())))
     else:
         message = None
         refetch = ()
         lost = 0
         after = memory
-        if ruleset.enabled and not memory.rules:
+        if ruleset.enabled and not memory.first:
             # Not matched (yet): remember where this segment is, in case a later one matches.
             # Recording off (no rules) remembers nothing, so the table stays empty.
             known = {p.segment for p in memory.pending}
@@ -184,8 +217,19 @@ def decide(
                     after = StreamMemory(pending=memory.pending, overflow=memory.overflow + 1)
 
     if record.closed:
-        # The stream is over: forget it. Segments that arrive after a closed one (reordering
-        # across sensor restarts) are treated as a new stream's.
+        # The stream is over. An unmatched one is forgotten now; a matched one keeps its rules,
+        # marked closed, until the worker has committed past this segment (then it is deleted),
+        # because a replay of this batch must still know which rules matched before it.
+        if first:
+            closed = StreamMemory(first=tuple(sorted(first.items())), closed_at=(partition, offset))
+            return Decision(
+                message=message,
+                refetch=refetch,
+                memory=closed,
+                memory_changed=closed != memory,
+                lost_earlier=lost,
+                matched_now=matched,
+            )
         return Decision(
             message=message,
             refetch=refetch,

@@ -22,6 +22,7 @@ import base64
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -83,6 +84,10 @@ class MemoryStore(Protocol):
     def get(self, key: bytes) -> Any: ...
 
     def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> None: ...
+
+    def closed(self, partition: int) -> list[tuple[int, bytes]]:
+        """(offset, key) of closed-stream memories of ``partition`` (found after a restart)."""
+        ...
 
 
 class FetchesSegments(Protocol):
@@ -210,6 +215,7 @@ class SegmentProcessor:
         matched_topic: str,
         deadletter_topic: str,
         max_pending: int,
+        committed: Callable[[int], int | None] = lambda partition: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sources = sources
@@ -221,7 +227,10 @@ class SegmentProcessor:
         self.matched_topic = matched_topic
         self.deadletter_topic = deadletter_topic
         self.max_pending = max_pending
+        self.committed = committed
         self.clock = clock
+        #: per partition, closed matched streams waiting for the commit to pass them
+        self._closing: dict[int, deque[tuple[int, bytes]]] = {}
 
     async def handle(self, batch: Sequence[Incoming]) -> None:
         stats = self.stats
@@ -249,10 +258,32 @@ class SegmentProcessor:
             if await self.deliverer.deliver(parked):
                 log.error("dead-letter topic refused %d records", len(parked))
 
+        self._forget_committed(batch, writes)
         for key, (partition, mem) in writes.items():
             self.memory.put(key, partition, None if mem is None else mem.to_json())
         stats.batches += 1
         stats.sample(self.clock())
+
+    def _forget_committed(
+        self, batch: Sequence[Incoming], writes: dict[bytes, tuple[int, StreamMemory | None]]
+    ) -> None:
+        """Delete the memory of closed streams whose closing segment is committed: no replay
+        can reach them any more. Called after the batch's outputs are acknowledged."""
+        for partition in {item.partition for item in batch}:
+            if partition not in self._closing:
+                self._closing[partition] = deque(sorted(self.memory.closed(partition)))
+        for key, (partition, mem) in writes.items():
+            if mem is not None and mem.closed_at is not None:
+                self._closing[partition].append((mem.closed_at[1], key))
+        for partition, queue in self._closing.items():
+            done = self.committed(partition)
+            while queue and done is not None and queue[0][0] < done:
+                offset, key = queue.popleft()
+                if key in writes:
+                    continue  # written again in this batch; its own entry decides
+                current = StreamMemory.from_json(self.memory.get(key))
+                if current.closed_at == (partition, offset):
+                    writes[key] = (partition, None)
 
     def _memory_of(
         self, key: bytes, writes: dict[bytes, tuple[int, StreamMemory | None]]

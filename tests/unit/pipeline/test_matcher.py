@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.matcher import SourcePos, StreamMemory, decide, earlier_message, evaluate
 from pipeline.rules import RuleSet, RuleSpec, build_ruleset
 from pipeline.testing import TableCompiler, make_entry, make_record
+from streamtap.schema import encode_matched
 
 HTTP = make_entry("http")
 DNS = make_entry("dns")
@@ -28,7 +31,7 @@ def test_evaluate_lists_matching_entry_indices_per_rule() -> None:
     }
 
 
-def test_single_matching_segment_is_published_and_forgotten() -> None:
+def test_single_matching_segment_is_published_and_marked_closed() -> None:
     d = decide(
         make_record(entries=(HTTP,)), rules(web="http"), None, partition=2, offset=7, max_pending=4
     )
@@ -37,7 +40,8 @@ def test_single_matching_segment_is_published_and_forgotten() -> None:
     assert set(d.message.rules) == {"web"}
     assert (d.message.source_partition, d.message.source_offset) == (2, 7)
     assert d.refetch == ()
-    assert d.memory is None and not d.memory_changed
+    # kept (marked closed) until the worker commits past it; then the agent deletes it
+    assert d.memory == StreamMemory(first=(("web", 0),), closed_at=(2, 7)) and d.memory_changed
 
 
 def test_unmatched_closed_stream_leaves_no_memory() -> None:
@@ -71,12 +75,12 @@ def test_earlier_segments_are_remembered_then_refetched_on_match() -> None:
     )
     assert d.refetch == (SourcePos(1, 10, 0), SourcePos(1, 11, 1), SourcePos(1, 12, 2))
     assert d.message is not None and d.message.matched_entries == {"web": (0,)}
-    assert d.memory == StreamMemory(rules=frozenset({"web"}))
+    assert d.memory == StreamMemory.matched(web=3)
 
 
 def test_later_segments_of_a_matched_stream_are_published_with_empty_indices() -> None:
     rs = rules(web="http")
-    mem = StreamMemory(rules=frozenset({"web"}))
+    mem = StreamMemory.matched(web=0)
     d = decide(
         make_record(segment=5, closed=False, entries=(TCP,)),
         rs,
@@ -92,11 +96,11 @@ def test_later_segments_of_a_matched_stream_are_published_with_empty_indices() -
         make_record(segment=6, closed=True), rs, mem, partition=0, offset=4, max_pending=4
     )
     assert closing.message is not None
-    assert closing.memory is None and closing.memory_changed
+    assert closing.memory == StreamMemory(first=(("web", 0),), closed_at=(0, 4))
 
 
 def test_a_removed_rule_stops_recording_its_streams() -> None:
-    mem = StreamMemory(rules=frozenset({"gone"}))
+    mem = StreamMemory.matched(gone=0)
     d = decide(
         make_record(segment=1, closed=False, entries=(TCP,)),
         rules(web="http"),
@@ -110,7 +114,7 @@ def test_a_removed_rule_stops_recording_its_streams() -> None:
 
 def test_new_rules_join_a_matched_stream() -> None:
     rs = rules(web="http", names="dns")
-    mem = StreamMemory(rules=frozenset({"web"}))
+    mem = StreamMemory.matched(web=0)
     d = decide(
         make_record(segment=1, closed=False, entries=(DNS,)),
         rs,
@@ -121,7 +125,7 @@ def test_new_rules_join_a_matched_stream() -> None:
     )
     assert d.message is not None
     assert d.message.matched_entries == {"names": (0,), "web": ()}
-    assert d.memory == StreamMemory(rules=frozenset({"web", "names"}))
+    assert d.memory == StreamMemory.matched(web=0, names=1)
 
 
 def test_pending_is_bounded_and_overflow_is_counted() -> None:
@@ -176,7 +180,7 @@ def test_processing_twice_gives_an_identical_message() -> None:
     """A worker killed after publishing but before committing sees the segment again, with the
     table either before or after its update; the message must not change."""
     rs = rules(web="http", names="dns")
-    before = StreamMemory(rules=frozenset({"names"}), pending=())
+    before = StreamMemory.matched(names=0)
     rec = make_record(segment=2, closed=False, entries=(HTTP,))
     first = decide(rec, rs, before, partition=0, offset=5, max_pending=4)
     second = decide(rec, rs, first.memory, partition=0, offset=5, max_pending=4)
@@ -207,7 +211,7 @@ def test_earlier_message_carries_rules_with_empty_indices() -> None:
 
 
 def test_memory_round_trips_through_json() -> None:
-    mem = StreamMemory(rules=frozenset({"a"}), pending=(SourcePos(1, 2, 3),), overflow=4)
+    mem = StreamMemory(first=(("a", 7),), pending=(SourcePos(1, 2, 3),), overflow=4)
     assert StreamMemory.from_json(mem.to_json()) == mem
     assert StreamMemory.from_json(None) == StreamMemory()
 
@@ -243,3 +247,52 @@ def test_every_segment_from_a_matching_stream_is_published_once(
         assert published == [s for s in range(len(flags)) if s >= first or s < max_pending]
     else:
         assert published == [] and lost == 0
+
+
+def _run(
+    segments: list[Any], rs: RuleSet, memory: StreamMemory | None, everything: list[Any]
+) -> tuple[dict[int, Any], StreamMemory | None]:
+    """Process a batch the way the agent does: memory threaded through, written at the end.
+    Returns what was published (segment -> message) and the memory after the batch."""
+    by_segment = {r.segment: r for r in everything}
+    out: dict[int, Any] = {}
+    for rec in segments:
+        d = decide(rec, rs, memory, partition=0, offset=rec.segment, max_pending=16)
+        if d.message is not None:
+            names = frozenset(d.message.rules)
+            for pos in d.refetch:
+                out[pos.segment] = earlier_message(
+                    by_segment[pos.segment], rs, names, 0, pos.offset
+                )
+            out[rec.segment] = d.message
+        if d.memory_changed:
+            memory = d.memory
+    return out, memory
+
+
+@given(
+    kinds=st.lists(st.sampled_from(["h", "d", "t"]), min_size=1, max_size=10),
+    cut=st.integers(min_value=0, max_value=10),
+    closed=st.booleans(),
+)
+def test_a_replayed_batch_publishes_identical_messages(
+    kinds: list[str], cut: int, closed: bool
+) -> None:
+    """Segments [0, cut) were committed; the batch [cut, n) was published and then the worker
+    died before committing. Whether the table write of the batch made it or not, processing the
+    batch again publishes only byte-identical copies (or nothing new)."""
+    rs = rules(web="http", names="dns")
+    entries = {"h": HTTP, "d": DNS, "t": TCP}
+    n = len(kinds)
+    recs = [
+        make_record(segment=i, closed=closed and i == n - 1, entries=(entries[k],))
+        for i, k in enumerate(kinds)
+    ]
+    cut = min(cut, n - 1)
+    _, before = _run(recs[:cut], rs, None, recs)
+    first, after = _run(recs[cut:], rs, before, recs)
+    for memory in (before, after):
+        again, _ = _run(recs[cut:], rs, memory, recs)
+        for seg, message in again.items():
+            assert seg in first
+            assert encode_matched(message) == encode_matched(first[seg])

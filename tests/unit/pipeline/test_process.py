@@ -1,0 +1,173 @@
+"""The batch logic between Faust and Kafka, with an in-process producer and memory store."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+from pipeline.matcher import SourcePos
+from pipeline.process import Deliverer, Incoming, Outgoing, SegmentProcessor
+from pipeline.reload import RuleSources
+from pipeline.stats import PipelineStats
+from pipeline.testing import TableCompiler, make_entry, make_record
+from streamtap.schema import decode_matched, encode_record
+
+
+class Producer:
+    """Acknowledges every send, except the scripted failures."""
+
+    def __init__(self, fail: list[BaseException] | None = None) -> None:
+        self.fail = list(fail or [])
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    async def send(self, topic: str, key: Any, value: Any, *_: Any) -> Any:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            future.set_exception(self.fail.pop(0))
+        else:
+            self.sent.append((topic, key, value))
+            future.set_result(None)
+        return future
+
+
+class Memory:
+    def __init__(self) -> None:
+        self.data: dict[bytes, Any] = {}
+        self.writes: list[tuple[bytes, int, Any]] = []
+
+    def get(self, key: bytes) -> Any:
+        return self.data.get(key)
+
+    def put(self, key: bytes, partition: int, value: Any) -> None:
+        self.writes.append((key, partition, value))
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+    def closed(self, partition: int) -> list[tuple[int, bytes]]:
+        return [
+            (v["closed_at"][1], k)
+            for k, v in self.data.items()
+            if v.get("closed_at") and v["closed_at"][0] == partition
+        ]
+
+
+class Fetcher:
+    def __init__(self, values: dict[tuple[int, int], bytes]) -> None:
+        self.values = values
+        self.asked: list[SourcePos] = []
+
+    async def fetch(self, positions: Any) -> list[tuple[SourcePos, bytes | None]]:
+        self.asked += positions
+        return [(p, self.values.get((p.partition, p.offset))) for p in positions]
+
+
+def processor(
+    kfl: str = "http",
+    producer: Producer | None = None,
+    fetcher: Fetcher | None = None,
+    committed: dict[int, int] | None = None,
+) -> tuple[SegmentProcessor, Producer, Memory]:
+    producer = producer or Producer()
+    memory = Memory()
+    stats = PipelineStats()
+    sources = RuleSources(recording_kfl=kfl, compiler=TableCompiler())
+    sources.start(0.0, None)
+    commits = committed if committed is not None else {}
+    proc = SegmentProcessor(
+        sources=sources,
+        memory=memory,
+        deliverer=Deliverer(producer, stats, sleep=lambda s: asyncio.sleep(0)),
+        fetcher=fetcher or Fetcher({}),
+        stats=stats,
+        streams_topic="streams",
+        matched_topic="matched",
+        deadletter_topic="dead",
+        max_pending=8,
+        committed=commits.get,
+        clock=lambda: 0.0,
+    )
+    return proc, producer, memory
+
+
+def incoming(record: Any, offset: int, partition: int = 0) -> Incoming:
+    return Incoming(partition, offset, record.key, encode_record(record))
+
+
+async def test_poison_records_are_dead_lettered_with_a_reason() -> None:
+    proc, producer, _ = processor()
+    good = make_record(stream="s1", entries=(make_entry("http"),))
+    await proc.handle(
+        [
+            Incoming(0, 0, b"k", b"{nope"),
+            Incoming(0, 1, b"other", encode_record(good)),
+            Incoming(0, 2, None, None),
+            incoming(good, 3),
+        ]
+    )
+    dead = [orjson.loads(v) for t, _, v in producer.sent if t == "dead"]
+    assert [d["kind"] for d in dead] == ["decode", "key", "decode"]
+    assert [d["offset"] for d in dead] == [0, 1, 2]
+    assert [decode_matched(v).source_offset for t, _, v in producer.sent if t == "matched"] == [3]
+    assert proc.stats.deadlettered == 3
+
+
+async def test_earlier_segments_are_published_before_the_match_in_order() -> None:
+    s0 = make_record(stream="s2", segment=0, closed=False, entries=(make_entry("tcp"),))
+    s1 = make_record(stream="s2", segment=1, closed=False, entries=(make_entry("tcp"),))
+    s2 = make_record(stream="s2", segment=2, closed=True, entries=(make_entry("http"),))
+    fetcher = Fetcher({(0, 10): encode_record(s0)})
+    proc, producer, _ = processor(fetcher=fetcher)
+    await proc.handle([incoming(s0, 10)])
+    await proc.handle([incoming(s1, 11), incoming(s2, 12)])
+    assert [p.offset for p in fetcher.asked] == [10]  # s1 came from the batch itself
+    published = [decode_matched(v) for t, _, v in producer.sent if t == "matched"]
+    assert [m.record.segment for m in published] == [0, 1, 2]
+
+
+async def test_closed_stream_memory_is_deleted_once_committed() -> None:
+    commits: dict[int, int] = {}
+    proc, _, memory = processor(committed=commits)
+    rec = make_record(stream="s3", segment=0, closed=True, entries=(make_entry("http"),))
+    await proc.handle([incoming(rec, 5)])
+    assert memory.data[b"s3"]["closed_at"] == [0, 5]
+    other = make_record(stream="s4", entries=(make_entry("tcp"),))
+    await proc.handle([incoming(other, 6)])
+    assert b"s3" in memory.data  # not committed yet: a replay may still need it
+    commits[0] = 6
+    await proc.handle([incoming(other, 7)])
+    assert b"s3" not in memory.data
+
+
+async def test_a_restarted_processor_finds_closed_memories_to_clean() -> None:
+    commits = {0: 100}
+    proc, _, memory = processor(committed=commits)
+    memory.data[b"old"] = {"rules": {"recording": 0}, "closed_at": [0, 50]}
+    await proc.handle([incoming(make_record(stream="x", entries=()), 100)])
+    assert b"old" not in memory.data
+
+
+async def test_failed_sends_are_retried_until_acknowledged() -> None:
+    producer = Producer(fail=[KafkaTimeoutError(), KafkaTimeoutError()])
+    stats = PipelineStats()
+    deliverer = Deliverer(producer, stats, sleep=lambda s: asyncio.sleep(0))
+    refused = await deliverer.deliver(
+        [Outgoing("t", b"k", b"1"), Outgoing("t", b"k", b"2"), Outgoing("t", b"k", b"3")]
+    )
+    assert refused == []
+    assert sorted(v for _, _, v in producer.sent) == [b"1", b"2", b"3"]
+    assert stats.send_retries == 2
+
+
+async def test_too_large_output_is_dead_lettered_not_retried() -> None:
+    producer = Producer(fail=[MessageSizeTooLargeError()])
+    proc, _, _ = processor(producer=producer)
+    rec = make_record(stream="big", entries=(make_entry("http"),))
+    await proc.handle([incoming(rec, 0)])
+    dead = [orjson.loads(v) for t, _, v in producer.sent if t == "dead"]
+    assert [(d["kind"], d["offset"]) for d in dead] == [("output", 0)]
+    assert "too-large" in dead[0]["reason"]
