@@ -57,7 +57,7 @@ def statistics(store: EntryStore, query: Query) -> dict[str, Any]:
     talker_bytes: Counter[str] = Counter()
     edges: Counter[tuple[str, str]] = Counter()
     edge_errors: Counter[tuple[str, str]] = Counter()
-    latencies: dict[str, list[int]] = defaultdict(list)
+    latencies: dict[str, array[int]] = defaultdict(lambda: array("q"))
     # Every matching entry's time and labels, compactly (the bucket width depends on the whole
     # span, known only at the end): 8 + 2 + 2 bytes an entry instead of a tuple of objects.
     times = array("q")
@@ -98,8 +98,8 @@ def statistics(store: EntryStore, query: Query) -> dict[str, Any]:
         if cls is not None:
             status_series[cls][i] += 1
     latency = {}
-    for abbr, vals in sorted(latencies.items()):
-        vals.sort()
+    for abbr, unsorted in sorted(latencies.items()):
+        vals = sorted(unsorted)
         latency[abbr] = {
             "count": len(vals),
             "p50": _percentile(vals, 50),
