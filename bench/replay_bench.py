@@ -7,8 +7,8 @@ Measures, in one run, each figure next to a peer that does less of the same work
   (2) replay from the S3 server (a private local stack started here) into records, MB/s
       peer: a plain loop downloading the same objects with the same parallelism
   (3) dashboard query latency over N stored entries (default 1,000,000), through the API
-      in-process: time to the first page and to the full count, for filters the SQL pushdown
-      handles whole, in part, and not at all
+      in-process: time to the first page and to the full count (and to the statistics view),
+      for filters the SQL pushdown handles whole, in part, and not at all
       peer: SQLite alone answering the same count with json_extract over the stored JSON
 
 Options: --packets N (size of the generated capture), --entries N, --skip-s3, --skip-store.
@@ -260,6 +260,7 @@ def dashboard_latency(path: Path, n: int) -> dict[str, Any]:
                 first_s, page = await _timed(c, "/api/entries", {"q": q, "size": 100})
                 count_s, count = await _timed(c, "/api/count", {"q": q})
                 again_s, _ = await _timed(c, "/api/count", {"q": q})
+                stats_s, _ = await _timed(c, "/api/stats", {"q": q})
                 t0 = time.perf_counter()
                 (peer,) = store._db().execute(f"SELECT COUNT(*) FROM docs WHERE {sql}").fetchone()
                 peer_s = time.perf_counter() - t0
@@ -270,6 +271,7 @@ def dashboard_latency(path: Path, n: int) -> dict[str, Any]:
                         "query": q,
                         "first_page_s": first_s,
                         "count_again_s": again_s,
+                        "stats_s": stats_s,
                         "rows": len(page["rows"]),
                         "count_s": count_s,
                         "count": count["count"],
@@ -346,14 +348,15 @@ def main() -> None:
                 f"filled in {d['fill_s']:.0f} s)"
             )
             print(
-                f"    {'filter':58} {'first page':>10} {'count':>8} {'again':>7} {'matches':>9}"
+                f"    {'filter':58} {'first page':>10} {'count':>8} {'again':>7} {'stats':>7}"
+                f" {'matches':>9}"
                 f" {'sqlite peer':>11}"
             )
             for q in d["queries"]:
                 text = q["query"] or "(empty)"
                 print(
                     f"    {text:58} {q['first_page_s']:9.3f}s {q['count_s']:7.2f}s "
-                    f"{q['count_again_s']:6.2f}s "
+                    f"{q['count_again_s']:6.2f}s {q['stats_s']:6.2f}s "
                     f"{q['count']:9,} {q['sqlite_json_extract_s']:10.2f}s"
                 )
 
