@@ -25,6 +25,15 @@ class Framing(enum.Enum):
     TUNNEL = "tunnel"  # not HTTP any more after this head (101, CONNECT 2xx)
 
 
+# enum members as module constants: an Enum attribute lookup costs ~65 ns in 3.11, and these
+# are read several times per HTTP message
+_NONE = Framing.NONE
+_LENGTH = Framing.LENGTH
+_CHUNKED = Framing.CHUNKED
+_CLOSE = Framing.CLOSE
+_TUNNEL = Framing.TUNNEL
+
+
 def _is_chunked(index: dict[str, str]) -> bool:
     te = index.get("transfer-encoding")
     if te is None:
@@ -51,22 +60,22 @@ def _content_length(index: dict[str, str]) -> int | None:
 def request_framing(index: dict[str, str]) -> tuple[Framing, int]:
     """A request has a body only if it says so (chunked wins over Content-Length)."""
     if _is_chunked(index):
-        return Framing.CHUNKED, 0
+        return _CHUNKED, 0
     length = _content_length(index)
     if length:
-        return Framing.LENGTH, length
-    return Framing.NONE, 0
+        return _LENGTH, length
+    return _NONE, 0
 
 
 def response_framing(method: str | None, status: int, index: dict[str, str]) -> tuple[Framing, int]:
     """Framing of a response to ``method`` (None when the request was never seen)."""
     if status == 101 or (method == "CONNECT" and 200 <= status < 300):
-        return Framing.TUNNEL, 0
+        return _TUNNEL, 0
     if status < 200 or status in (204, 304) or method == "HEAD":
-        return Framing.NONE, 0
+        return _NONE, 0
     if _is_chunked(index):
-        return Framing.CHUNKED, 0
+        return _CHUNKED, 0
     length = _content_length(index)
     if length is not None:
-        return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
-    return Framing.CLOSE, 0
+        return (_LENGTH, length) if length else (_NONE, 0)
+    return _CLOSE, 0
