@@ -22,6 +22,7 @@ setup: system-deps $(STAMP)
 
 system-deps:
 	@bash stack/system-deps.sh
+	@bash scripts/setup-browser.sh || echo "setup: could not install chromium; the dashboard's browser test will say so" >&2
 
 # README command 1: the main job on the local stack. Records the bundled sample capture with
 # RECORDING_KFL="http or dns" (sensor -> pipeline -> sink -> S3), lists the objects and verifies them.

@@ -118,7 +118,14 @@ def _run(job: Job, store_: JobStore, settings: Settings, store: EntryStore | Non
     "--serve",
     "serve_port",
     type=click.IntRange(0, 65535),
-    help="run as a service on 127.0.0.1:PORT: jobs submitted over the API (POST /api/jobs)",
+    help="run as a service on HOST:PORT: jobs submitted over the API (POST /api/jobs)",
+)
+@click.option(
+    "--host",
+    "serve_host",
+    default="127.0.0.1",
+    show_default=True,
+    help="address --serve binds (0.0.0.0 inside a container)",
 )
 def replay(
     source: str | None,
@@ -133,6 +140,7 @@ def replay(
     workers: int,
     resume_id: str | None,
     serve_port: int | None,
+    serve_host: str,
 ) -> None:
     """Replay recorded PCAPs (s3://bucket/prefix, a file or a folder) into a Kafka topic.
 
@@ -147,7 +155,7 @@ def replay(
             store = EntryStore(settings.home / "replay" / "service.db")
         except StoreError as exc:
             raise click.ClickException(str(exc)) from exc
-        _serve(settings, store, None, store_, "127.0.0.1", serve_port)
+        _serve(settings, store, None, store_, serve_host, serve_port)
         return
     if resume_id:
         try:

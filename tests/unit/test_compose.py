@@ -219,3 +219,21 @@ def test_docker_compose_config_accepts_the_file() -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", [*APP_SERVICES, "init"])
+def test_service_commands_are_real_streamtap_commands(compose: dict[str, Any], name: str) -> None:
+    """Each container's command parses with the real CLI (a renamed option fails here)."""
+    import click
+
+    from streamtap.cli import main
+
+    service = _services(compose)[name]
+    args = [_resolve(a) for a in service["command"]]
+    ctx = main.make_context("streamtap", [], resilient_parsing=True)
+    command: click.Command | None = main.get_command(ctx, args[0])
+    rest = args[1:]
+    while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+        command, rest = command.get_command(ctx, rest[0]), rest[1:]
+    assert command is not None, f"{name}: unknown command {args}"
+    command.make_context(args[0], list(rest))  # raises click.UsageError on a bad option
