@@ -159,7 +159,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 @click.argument("url")
 @click.option("--config", type=click.Path(dir_okay=False), help="YAML settings file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(url: str, config: str | None, as_json: bool) -> None:
+@click.option(
+    "--workers", default=8, show_default=True, type=click.IntRange(1, 64), help="Parallel reads."
+)
+def verify(url: str, config: str | None, as_json: bool, workers: int) -> None:
     """Re-hash every object under s3://BUCKET/PREFIX, walk the manifest chains and check locks.
 
     Exits 1 when anything is missing, altered, unlocked, orphaned or out of chain.
@@ -171,7 +174,7 @@ def verify(url: str, config: str | None, as_json: bool) -> None:
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     store = _store(settings, sink_settings, bucket)
-    report = verify_prefix(store, prefix, datetime.now(UTC))
+    report = verify_prefix(store, prefix, datetime.now(UTC), workers=workers)
     if as_json:
         click.echo(
             orjson.dumps(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -152,33 +153,59 @@ def _check_chains(manifests: list[_Manifest], report: VerifyReport) -> None:
             before = manifest
 
 
-def verify_prefix(store: ObjectStore, prefix: str, now: datetime) -> VerifyReport:
+def _check_manifest(
+    store: ObjectStore,
+    key: str,
+    readable: set[str],
+    histories: dict[str, list[ObjectVersion]],
+    now: datetime,
+) -> tuple[VerifyReport, _Manifest | None]:
+    """Everything about one manifest and its object, as a report of its own (for threads)."""
+    part = VerifyReport(manifests=1)
+    _check_lock(store, key, now, part)
+    manifest = _load_manifest(store, key, part)
+    if manifest is None:
+        return part, None
+    object_key = object_key_of_manifest(key)
+    if object_key not in readable:
+        if object_key not in histories:
+            part.add("missing", object_key, f"listed by {key} but not stored")
+        return part, manifest
+    part.objects += 1
+    _check_object(store, manifest, part)
+    _check_lock(store, object_key, now, part)
+    return part, manifest
+
+
+def verify_prefix(store: ObjectStore, prefix: str, now: datetime, workers: int = 1) -> VerifyReport:
     """Check every object and manifest under ``prefix``; ``now`` decides if a lock has expired.
 
     Give a prefix at or above ``<prefix>/<rule>/<node>/``: below that, chains start outside
-    the listing and are reported as broken.
+    the listing and are reported as broken. ``workers`` > 1 re-hashes objects in that many
+    threads; the report is the same, in the same order.
     """
     report = VerifyReport()
     histories = _histories(store.list_versions(prefix))
     readable = {k for k, h in sorted(histories.items()) if _check_history(k, h, report)}
     manifest_keys = sorted(k for k in readable if k.endswith(MANIFEST_SUFFIX))
     described = {object_key_of_manifest(k) for k in manifest_keys}
+
+    def check(key: str) -> tuple[VerifyReport, _Manifest | None]:
+        return _check_manifest(store, key, readable, histories, now)
+
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(check, manifest_keys))
+    else:
+        results = [check(key) for key in manifest_keys]
     manifests: list[_Manifest] = []
-    for key in manifest_keys:
-        report.manifests += 1
-        _check_lock(store, key, now, report)
-        manifest = _load_manifest(store, key, report)
-        if manifest is None:
-            continue
-        manifests.append(manifest)
-        object_key = object_key_of_manifest(key)
-        if object_key not in readable:
-            if object_key not in histories:
-                report.add("missing", object_key, f"listed by {key} but not stored")
-            continue
-        report.objects += 1
-        _check_object(store, manifest, report)
-        _check_lock(store, object_key, now, report)
+    for part, manifest in results:
+        report.manifests += part.manifests
+        report.objects += part.objects
+        report.bytes_hashed += part.bytes_hashed
+        report.problems += part.problems
+        if manifest is not None:
+            manifests.append(manifest)
     for key in sorted(readable - set(manifest_keys) - described):
         report.add("orphan", key, "no manifest describes this object")
     for key in sorted(set(histories) - readable):

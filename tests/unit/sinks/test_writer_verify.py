@@ -272,3 +272,13 @@ def test_an_unreadable_manifest_does_not_stop_dedupe() -> None:
     store.tamper(manifest_key(str(objs[0].key)), b"not json")
     seen = SegmentHistory(store).seen(objs[1].writer, (100, 0, 0))
     assert seen == {(f"s{i}", 0) for i in range(3, 6)}
+
+
+def test_parallel_verify_reports_the_same() -> None:
+    store = MemoryStore()
+    objs = _write_all(store, _batches(6))
+    store.tamper(str(objs[2].key), b"forged")
+    store.delete(manifest_key(str(objs[4].key)))
+    one = verify_prefix(store, "", NOW)
+    many = verify_prefix(store, "", NOW, workers=4)
+    assert one.problems and one == many
