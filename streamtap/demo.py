@@ -179,5 +179,6 @@ def demo(pcap: Path, kfl: str, timeout: float) -> None:
     click.echo("")
     click.echo("Open the recording in the dashboard:")
     click.echo(f"  .venv/bin/streamtap tap --pcap {where}")
+    click.echo("and browse to http://127.0.0.1:8898/ (tap prints the URL when it is ready)")
     if code != 0:
         raise SystemExit(code)
