@@ -336,7 +336,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packets", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--kafka-repeat", type=int, default=1, help="runs of (c); 0 skips it")
+    parser.add_argument(
+        "--kafka-repeat", type=int, default=2, help="runs of (c), best kept; 0 skips it"
+    )
     parser.add_argument("--keep", type=Path, help="also copy the generated pcap here")
     args = parser.parse_args()
 

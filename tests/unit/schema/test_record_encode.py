@@ -103,7 +103,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.dictionaries(st.text(max_size=10), _JSON, max_size=6), max_size=3),
     st.binary(max_size=64),
