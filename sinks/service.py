@@ -1,9 +1,10 @@
 """The sink service: ``matched-streams`` in, PCAP objects and manifests out, nothing lost.
 
 The loop is: consume -> batch per partition -> on close, record the close in the commit
-metadata -> plan objects -> hand them to an upload worker -> after every object *and* manifest
-of a batch is stored, commit ``last offset + 1``. Each partition always goes to the same upload
-worker, so its batches are stored and committed in order.
+metadata -> hand the batch to its upload worker, which plans the objects and stores them ->
+after every object *and* manifest of a batch is stored, commit ``last offset + 1``. Each
+partition always goes to the same upload worker, so its batches are stored and committed in
+order; the consumer loop itself never waits on S3.
 
 Offsets and the commit metadata (``{"closes": [...]}``, the last offsets of batches closed but
 not yet stored) are the sink's only state. A sink that dies at any point restarts from the
