@@ -1,12 +1,13 @@
 """HTTP/1.x: two directions of events paired into one item per request/response exchange.
 
-Parser choice (measured with bench/dissect_bench.py on corpus-shaped
-keep-alive traffic, heads + framing only): httptools (llhttp, C) ~11x faster than this
-hand-written reader, h11 ~3x slower. We still hand-write it, because llhttp rejects what the
-corpus carries and tshark accepts (bare-LF line ends, ``CCM_POST`` and other unlisted methods,
-``GET / HTTP/1.``, obs-fold), cannot be told that a response answers HEAD, and cannot skip a
-capture gap; and heads + framing are only 25-45% of this dissector's CPU (pairing, entry
-building and body handling are the rest), so even a free parser would gain under 1.8x.
+Parser choice (measured with bench/dissect_bench.py on corpus-shaped keep-alive traffic,
+heads + framing only): httptools (llhttp, C) ~10x faster than this hand-written reader, h11
+~3.5x slower. We still hand-write it, because llhttp rejects what the corpus carries and
+tshark accepts (bare-LF line ends, ``CCM_POST`` and other unlisted methods, ``GET / HTTP/1.``,
+obs-fold), cannot be told that a response answers HEAD, and cannot skip a capture gap; and
+heads + framing are only 25-45% of this dissector's CPU (pairing, entry building and body
+handling are the rest), so even a free parser would gain under 1.8x. Well-formed heads take a
+split-based fast path in ``readers.parse_head`` (see there).
 
 Pairing: requests queue FIFO (pipelining) and each final response answers the oldest unanswered
 request. 1xx interim responses (100 Continue, 102, 103) do not end the exchange: they are kept
