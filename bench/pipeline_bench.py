@@ -204,7 +204,8 @@ async def main() -> None:
                 f"load avg {os.getloadavg()[0]:.1f}"
             )
             print(
-                "| rules | pipeline rec/s | pipeline MB/s | plain loop rec/s | plain MB/s | cost ratio |"
+                "| rules | pipeline rec/s | pipeline MB/s | plain loop rec/s | plain MB/s "
+                "| cost ratio |"
             )
             print("|---:|---:|---:|---:|---:|---:|")
             for count in (int(c) for c in args.rules.split(",")):

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from pipeline.control import ControlListener
@@ -62,8 +63,21 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
     config = runtime.config
     settings = config.settings
     text = runtime.watcher.read_now() if runtime.watcher is not None else None
-    # Loaded now (a worker knows its rules before it joins the group), logged once logging is up.
-    startup = runtime.sources.start(time.time(), text)
+    control = ControlListener(
+        settings.kafka_bootstrap, settings.control_topic, runtime.apply_control
+    )
+    # Loaded now, before the worker joins the group (logged once logging is up): the file, the
+    # env and the latest rule set on the control topic.
+    runtime.sources.start(time.time(), text)
+    snapshot_problem = None
+    try:
+        document = asyncio.run(asyncio.wait_for(control.snapshot(), config.control_wait_s))
+    except (TimeoutError, OSError, KafkaError) as exc:
+        document = None
+        snapshot_problem = f"control topic not read at start ({type(exc).__name__}); following it"
+    if document is not None:
+        runtime.sources.apply_control(time.time(), document)
+    startup = list(runtime.sources.history)
 
     fetcher = SegmentFetcher(
         settings.kafka_bootstrap, settings.streams_topic, max_bytes=settings.max_message_bytes
@@ -103,13 +117,6 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
 
     @app.agent(topics.streams, name="match", concurrency=1)  # type: ignore[arg-type]
     async def match(stream: faust.Stream) -> None:
-        try:
-            await asyncio.wait_for(control.ready.wait(), timeout=config.control_wait_s)
-        except TimeoutError:
-            log.warning(
-                "control topic not read within %.0fs; starting with local rules",
-                config.control_wait_s,
-            )
         async for events in stream.take_events(config.batch_size, within=config.batch_within_s):
             batch = [
                 Incoming(
@@ -129,7 +136,10 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
 
     @app.task
     async def follow_control() -> None:
-        runtime.record_reload(startup)
+        for event in startup:
+            runtime.record_reload(event)
+        if snapshot_problem:
+            log.warning("%s", snapshot_problem)
         await control.run()
 
     @app.page("/stats/")

@@ -122,8 +122,8 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         },
         "loggers": {
             "streamtap": {"level": level},
-            "faust": {"level": "WARNING"},
-            "mode": {"level": "WARNING"},
+            "faust": {"level": "INFO" if level == "DEBUG" else "WARNING"},
+            "mode": {"level": "INFO" if level == "DEBUG" else "WARNING"},
             "aiokafka": {"level": "ERROR"},
             "aiohttp": {"level": "WARNING"},
         },

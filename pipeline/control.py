@@ -51,22 +51,41 @@ class ControlListener:
         self._topic = topic
         self._apply = apply
         self._retry_s = retry_s
-        #: set once the topic has been read up to its end at start (the agent waits for it, so
-        #: a starting worker never evaluates records with rules the fleet already replaced)
-        self.ready = asyncio.Event()
+        #: per partition, the offset the snapshot read up to (``run`` skips what it applied)
+        self._seen: dict[int, int] = {}
 
-    async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
-        partitions = consumer.assignment()
-        while not partitions:
-            await asyncio.sleep(0.1)
+    async def snapshot(self) -> Any | None:
+        """The latest rules document on the topic, read before the worker starts, so a new
+        worker never evaluates a record with rules the fleet has already replaced."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
             partitions = consumer.assignment()
-        ends = await consumer.end_offsets(list(partitions))
-        while not await self._at_end(consumer, ends):
-            batches = await consumer.getmany(timeout_ms=500)
-            for messages in batches.values():
-                for message in messages:
-                    self._handle(message.key, message.value, message.offset)
-        self.ready.set()
+            while not partitions:
+                await asyncio.sleep(0.1)
+                partitions = consumer.assignment()
+            ends = await consumer.end_offsets(list(partitions))
+            latest = None
+            while not await self._at_end(consumer, ends):
+                batches = await consumer.getmany(timeout_ms=500)
+                for messages in batches.values():
+                    for message in messages:
+                        document = self._decode(message.key, message.value, message.offset)
+                        if document is not None:
+                            latest = document
+            self._seen = {tp.partition: end for tp, end in ends.items()}
+            return latest
+        finally:
+            await consumer.stop()
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            self._topic,
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
 
     @staticmethod
     async def _at_end(consumer: AIOKafkaConsumer, ends: Mapping[Any, int]) -> bool:
@@ -77,19 +96,15 @@ class ControlListener:
 
     async def run(self) -> None:
         while True:
-            consumer = AIOKafkaConsumer(
-                self._topic,
-                bootstrap_servers=self._bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
+            consumer = self._consumer()
             try:
                 await consumer.start()
-                if not self.ready.is_set():
-                    await self._catch_up(consumer)
                 async for message in consumer:
-                    self._handle(message.key, message.value, message.offset)
+                    if message.offset < self._seen.get(message.partition, 0):
+                        continue  # applied by the snapshot at start
+                    document = self._decode(message.key, message.value, message.offset)
+                    if document is not None:
+                        self._apply(document)
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:
@@ -98,12 +113,12 @@ class ControlListener:
                 await consumer.stop()
             await asyncio.sleep(self._retry_s)
 
-    def _handle(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+    @staticmethod
+    def _decode(key: bytes | None, value: bytes | None, offset: int) -> Any | None:
         if key != CONTROL_KEY:
-            return
+            return None
         try:
-            document = orjson.loads(value) if value else {"rules": {}}
+            return orjson.loads(value) if value else {"rules": {}}
         except orjson.JSONDecodeError as exc:
             log.warning("control message at offset %d is not JSON (%s); ignored", offset, exc)
-            return
-        self._apply(document)
+            return None

@@ -258,6 +258,9 @@ class SegmentProcessor:
             if await self.deliverer.deliver(parked):
                 log.error("dead-letter topic refused %d records", len(parked))
 
+        for item in batch:
+            if item.offset + 1 > stats.delivered.get(item.partition, 0):
+                stats.delivered[item.partition] = item.offset + 1
         self._forget_committed(batch, writes)
         for key, (partition, mem) in writes.items():
             self.memory.put(key, partition, None if mem is None else mem.to_json())

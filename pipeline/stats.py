@@ -33,6 +33,8 @@ class PipelineStats:
     last_error: dict[str, Any] | None = None
     #: partition -> (next offset to process, high watermark), for lag
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: partition -> offset after the last record whose output Kafka has acknowledged
+    delivered: dict[int, int] = field(default_factory=dict)
     _samples: deque[tuple[float, int, int]] = field(default_factory=deque)
 
     def count_match(self, rules: Any) -> None:
@@ -83,5 +85,6 @@ class PipelineStats:
             "send_retries": self.send_retries,
             "batches": self.batches,
             "lag": {"total": sum(lag.values()), "partitions": lag},
+            "delivered": dict(sorted(self.delivered.items())),
             "last_error": self.last_error,
         }

@@ -280,11 +280,17 @@ async def committed_offsets(settings: Any, group: str, topic: str) -> dict[int, 
 
 
 async def wait_until_processed(
-    settings: Any, group: str, *, timeout_s: float = 120.0, check: Any = None
+    settings: Any,
+    group: str,
+    *,
+    timeout_s: float = 120.0,
+    check: Any = None,
+    workers: Any = (),
 ) -> None:
-    """Wait until ``group`` has committed every ``streams`` message produced so far.
-
-    Commits follow delivery, so once this returns every output of those records is in Kafka.
+    """Wait until ``group`` has committed every ``streams`` message produced so far and, when
+    ``workers`` are given, until one of them reports the output of each partition's last record
+    acknowledged (``/stats/`` ``delivered``). Faust may commit offsets of events it skipped
+    after a rebalance before it re-delivers them, so a commit alone can run ahead of the output.
     ``check`` (optional) is called while waiting, e.g. to fail fast when a worker died.
     """
     import asyncio
@@ -294,7 +300,16 @@ async def wait_until_processed(
     deadline = loop.time() + timeout_s
     while True:
         done = await committed_offsets(settings, group, settings.streams_topic)
-        if all(done.get(p, 0) >= end for p, end in ends.items()):
+        delivered: dict[int, int] = {}
+        for worker in workers:
+            stats = (
+                worker.stats() if worker.proc is not None and worker.proc.poll() is None else None
+            )
+            for p, off in (stats or {}).get("delivered", {}).items():
+                delivered[int(p)] = max(delivered.get(int(p), 0), int(off))
+        if all(done.get(p, 0) >= end for p, end in ends.items()) and (
+            not workers or all(delivered.get(p, 0) >= end for p, end in ends.items() if end)
+        ):
             return
         if check is not None:
             check()

@@ -165,8 +165,17 @@ async def test_sigkill_mid_run_loses_no_matched_stream(
     done = await committed_offsets(settings, app_id, settings.streams_topic)
     assert any(done.get(p, 0) < end for p, end in ends.items()), "killed after the run ended"
     await produce(settings, second)  # records keep flowing while the worker is down
-    restarted = start(workers, settings, tmp_path, app_id=app_id, rules_file=rules, extra_args=args)
-    await wait_until_processed(settings, app_id, timeout_s=300, check=restarted.alive)
+    restarted = start(
+        workers,
+        settings,
+        tmp_path,
+        app_id=app_id,
+        rules_file=rules,
+        extra_args=(*args, "--log-level", "DEBUG"),
+    )
+    await wait_until_processed(
+        settings, app_id, timeout_s=300, check=restarted.alive, workers=[b, restarted]
+    )
     b.alive()
 
     seen: dict[tuple[str, int], bytes] = {}
