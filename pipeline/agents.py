@@ -15,12 +15,13 @@ import time
 from typing import Any
 
 import faust
+import orjson
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from pipeline.control import ControlListener
 from pipeline.fetch import SegmentFetcher
-from pipeline.process import Deliverer, Incoming, SegmentProcessor
+from pipeline.process import Deliverer, Incoming, Outgoing, SegmentProcessor
 from pipeline.topics import Topics
 
 __all__ = ["register"]
@@ -31,7 +32,8 @@ log = logging.getLogger("streamtap.pipeline")
 class TableMemory:
     """The stream-memory table, written to the changelog partition of the record's own
     ``streams`` partition (the co-partitioning Faust's recovery relies on), named explicitly
-    because the agent writes after a batch, when no single event is current."""
+    because the agent writes after a batch, when no single event is current. Faust reads the
+    changelog back on recovery (value JSON, key the raw stream id, tombstone = deletion)."""
 
     def __init__(self, table: Any) -> None:
         self._table = table
@@ -47,16 +49,20 @@ class TableMemory:
                 found.append((int(closed_at[1]), key))
         return found
 
-    def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> None:
+    def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> Outgoing | None:
+        """Update the table's local store and hand back its changelog record: the processor
+        delivers it with the batch's outputs and waits for the acknowledgement (Faust's own
+        changelog path buffers it, and its pre-commit flush may return before the buffer is
+        empty)."""
         data = self._table.data
+        topic = self._table.changelog_topic.get_topic_name()
         if value is None:
             if key not in data:
-                return
+                return None
             del data[key]
-            self._table.send_changelog(partition, key, None, value_serializer="raw")
-        else:
-            data[key] = value
-            self._table.send_changelog(partition, key, value)
+            return Outgoing(topic, key, None, partition=partition)
+        data[key] = value
+        return Outgoing(topic, key, orjson.dumps(value), partition=partition)
 
 
 def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:

@@ -59,9 +59,11 @@ class Incoming:
 class Outgoing:
     topic: str
     key: bytes
-    value: bytes
+    value: bytes | None
     #: what to dead-letter instead if Kafka refuses the message as too large
     source: Incoming | None = None
+    #: explicit partition (the stream memory's changelog); ``None``: by key
+    partition: int | None = None
 
 
 class Producer(Protocol):
@@ -83,7 +85,9 @@ class MemoryStore(Protocol):
 
     def get(self, key: bytes) -> Any: ...
 
-    def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> None: ...
+    def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> Outgoing | None:
+        """Update the local copy; return the changelog record to deliver (``None``: no-op)."""
+        ...
 
     def closed(self, partition: int) -> list[tuple[int, bytes]]:
         """(offset, key) of closed-stream memories of ``partition`` (found after a restart)."""
@@ -148,7 +152,7 @@ class Deliverer:
 
     async def _enqueue(self, message: Outgoing) -> Any:
         return await self._producer.send(
-            message.topic, message.key, message.value, None, None, None
+            message.topic, message.key, message.value, message.partition, None, None
         )
 
     async def _one(self, message: Outgoing, first: BaseException) -> str | None:
@@ -262,8 +266,14 @@ class SegmentProcessor:
             if item.offset + 1 > stats.delivered.get(item.partition, 0):
                 stats.delivered[item.partition] = item.offset + 1
         self._forget_committed(batch, writes)
+        changelog = []
         for key, (partition, mem) in writes.items():
-            self.memory.put(key, partition, None if mem is None else mem.to_json())
+            record = self.memory.put(key, partition, None if mem is None else mem.to_json())
+            if record is not None:
+                changelog.append(record)
+        # The memory is durable (acknowledged) before the batch is acked, not just buffered.
+        if changelog and await self.deliverer.deliver(changelog):
+            log.error("stream memory changelog refused %d records", len(changelog))
         stats.batches += 1
         stats.sample(self.clock())
 

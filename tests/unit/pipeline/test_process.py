@@ -41,12 +41,13 @@ class Memory:
     def get(self, key: bytes) -> Any:
         return self.data.get(key)
 
-    def put(self, key: bytes, partition: int, value: Any) -> None:
+    def put(self, key: bytes, partition: int, value: Any) -> Outgoing | None:
         self.writes.append((key, partition, value))
         if value is None:
             self.data.pop(key, None)
-        else:
-            self.data[key] = value
+            return Outgoing("changelog", key, None, partition=partition)
+        self.data[key] = value
+        return Outgoing("changelog", key, orjson.dumps(value), partition=partition)
 
     def closed(self, partition: int) -> list[tuple[int, bytes]]:
         return [
@@ -131,10 +132,11 @@ async def test_earlier_segments_are_published_before_the_match_in_order() -> Non
 
 async def test_closed_stream_memory_is_deleted_once_committed() -> None:
     commits: dict[int, int] = {}
-    proc, _, memory = processor(committed=commits)
+    proc, producer, memory = processor(committed=commits)
     rec = make_record(stream="s3", segment=0, closed=True, entries=(make_entry("http"),))
     await proc.handle([incoming(rec, 5)])
     assert memory.data[b"s3"]["closed_at"] == [0, 5]
+    assert [t for t, _, _ in producer.sent] == ["matched", "changelog"]  # memory after output
     other = make_record(stream="s4", entries=(make_entry("tcp"),))
     await proc.handle([incoming(other, 6)])
     assert b"s3" in memory.data  # not committed yet: a replay may still need it
