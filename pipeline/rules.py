@@ -133,7 +133,9 @@ class RuleProblem:
     kept_previous: bool = False
 
     def __str__(self) -> str:
-        where = f" (line {self.line}, column {self.column})" if self.line is not None else ""
+        where = ""
+        if self.line is not None and not self.message.startswith("line "):
+            where = f" (line {self.line}, column {self.column})"
         kept = "; previous version kept" if self.kept_previous else "; not loaded"
         return f"rule {self.rule!r}{where}: {self.message}{kept}"
 
