@@ -36,7 +36,7 @@ def _summary(entry: dict[str, Any]) -> str:
         text = f"{req.get('method', '?')} {req.get('url') or req.get('path') or ''}"
         return f"{text} -> {resp['status']}" if "status" in resp else text
     if name == "dns":
-        questions = req.get("questions") or [{}]
+        questions = req.get("questions") or resp.get("answers") or [{}]
         q = questions[0] if isinstance(questions, list) and questions else {}
         text = f"{q.get('type', '?')} {q.get('name', '?')}"
         return f"{text} -> {resp['code']}" if "code" in resp else text
