@@ -49,6 +49,29 @@ class SegmentFetcher:
             self._consumer = consumer
         return self._consumer
 
+    async def fetch_range(
+        self, partition: int, start: int, end: int
+    ) -> list[tuple[int, bytes | None, bytes | None]]:
+        """(offset, key, value) of every message in [start, end) of one partition."""
+        async with self._lock:
+            consumer = await self._ensure()
+            tp = TopicPartition(self._topic, partition)
+            if tp not in consumer.assignment():
+                consumer.assign([*consumer.assignment(), tp])
+            consumer.seek(tp, start)
+            out: list[tuple[int, bytes | None, bytes | None]] = []
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=500)
+                for message in batch.get(tp, ()):
+                    if message.offset >= end:
+                        return out
+                    if message.offset >= start:
+                        out.append((message.offset, message.key, message.value))
+                if out and out[-1][0] >= end - 1:
+                    return out
+                if not batch and await consumer.position(tp) >= end:
+                    return out
+
     async def fetch(self, positions: Sequence[SourcePos]) -> list[tuple[SourcePos, bytes | None]]:
         """Values at ``positions``, in the order given; ``None`` when the offset is gone."""
         async with self._lock:

@@ -235,8 +235,50 @@ class SegmentProcessor:
         self.clock = clock
         #: per partition, closed matched streams waiting for the commit to pass them
         self._closing: dict[int, deque[tuple[int, bytes]]] = {}
+        #: per partition, the offset after the last record handled (gap detection)
+        self._next: dict[int, int] = {}
+
+    async def _fill_gaps(self, batch: Sequence[Incoming]) -> list[Incoming]:
+        """Records the consumer skipped, read from ``streams`` and put before the batch.
+
+        A partition's records must reach the agent in order from the committed offset; around
+        rebalances Faust has been seen to hand over a partition's later records first (it skips
+        events fetched before the rebalance and its seek back can come too late). The agent
+        checks each partition's offsets against the last one it handled (or the committed one,
+        for a partition new to this worker) and reads any gap itself, so skipped records are
+        processed, never lost; a gap another worker already handled gives identical duplicates.
+        """
+        firsts: dict[int, int] = {}
+        for item in batch:
+            if item.partition not in firsts or item.offset < firsts[item.partition]:
+                firsts[item.partition] = item.offset
+        extra: list[Incoming] = []
+        for partition, first in sorted(firsts.items()):
+            expected = self._next.get(partition)
+            if expected is None:
+                expected = self.committed(partition)
+            if expected is not None and first > expected:
+                log.warning(
+                    "%s/%d: records %d..%d were not delivered to the agent; reading them",
+                    self.streams_topic,
+                    partition,
+                    expected,
+                    first - 1,
+                )
+                self.stats.gaps_filled += first - expected
+                for offset, key, value in await self.fetcher.fetch_range(
+                    partition, expected, first
+                ):
+                    extra.append(Incoming(partition, offset, key, value))
+        for item in batch:
+            if item.offset + 1 > self._next.get(item.partition, -1):
+                self._next[item.partition] = item.offset + 1
+        return extra
 
     async def handle(self, batch: Sequence[Incoming]) -> None:
+        gaps = await self._fill_gaps(batch)
+        if gaps:
+            batch = [*gaps, *batch]
         stats = self.stats
         out: list[Outgoing] = []
         writes: dict[bytes, tuple[int, StreamMemory | None]] = {}

@@ -27,6 +27,7 @@ class PipelineStats:
     earlier_lost: int = 0
     deadlettered: int = 0
     send_retries: int = 0
+    gaps_filled: int = 0
     batches: int = 0
     matches: dict[str, int] = field(default_factory=dict)
     deadletter_reasons: dict[str, int] = field(default_factory=dict)
@@ -83,6 +84,7 @@ class PipelineStats:
             "deadlettered": self.deadlettered,
             "deadletter_reasons": dict(sorted(self.deadletter_reasons.items())),
             "send_retries": self.send_retries,
+            "gaps_filled": self.gaps_filled,
             "batches": self.batches,
             "lag": {"total": sum(lag.values()), "partitions": lag},
             "delivered": dict(sorted(self.delivered.items())),

@@ -62,6 +62,13 @@ class Fetcher:
         self.values = values
         self.asked: list[SourcePos] = []
 
+    async def fetch_range(self, partition: int, start: int, end: int) -> list[Any]:
+        out = []
+        for (p, o), value in sorted(self.values.items()):
+            if p == partition and start <= o < end:
+                out.append((o, orjson.loads(value)["stream_id"].encode(), value))
+        return out
+
     async def fetch(self, positions: Any) -> list[tuple[SourcePos, bytes | None]]:
         self.asked += positions
         return [(p, self.values.get((p.partition, p.offset))) for p in positions]
@@ -173,3 +180,17 @@ async def test_too_large_output_is_dead_lettered_not_retried() -> None:
     dead = [orjson.loads(v) for t, _, v in producer.sent if t == "dead"]
     assert [(d["kind"], d["offset"]) for d in dead] == [("output", 0)]
     assert "too-large" in dead[0]["reason"]
+
+
+async def test_records_the_consumer_skipped_are_read_and_processed_first() -> None:
+    s0 = make_record(stream="g0", entries=(make_entry("http"),))
+    s1 = make_record(stream="g1", entries=(make_entry("http"),))
+    s2 = make_record(stream="g2", entries=(make_entry("http"),))
+    fetcher = Fetcher({(0, 10): encode_record(s0), (0, 11): encode_record(s1)})
+    proc, producer, _ = processor(fetcher=fetcher, committed={0: 10})
+    await proc.handle([incoming(s2, 12)])  # 10 and 11 never reached the agent
+    published = [decode_matched(v) for t, _, v in producer.sent if t == "matched"]
+    assert [m.source_offset for m in published] == [10, 11, 12]
+    assert proc.stats.gaps_filled == 2
+    await proc.handle([incoming(s2, 13)])  # contiguous now: nothing more is read
+    assert proc.stats.gaps_filled == 2
