@@ -99,6 +99,10 @@ class FetchesSegments(Protocol):
         self, positions: Sequence[SourcePos]
     ) -> list[tuple[SourcePos, bytes | None]]: ...
 
+    async def fetch_range(
+        self, partition: int, start: int, end: int
+    ) -> list[tuple[int, bytes | None, bytes | None]]: ...
+
 
 class Deliverer:
     """Sends a batch and returns only when every message is acknowledged (or refused as too
