@@ -258,9 +258,10 @@ class SegmentProcessor:
                 firsts[item.partition] = item.offset
         extra: list[Incoming] = []
         for partition, first in sorted(firsts.items()):
-            expected = self._next.get(partition)
-            if expected is None:
-                expected = self.committed(partition)
+            # the later of: after the last record handled here, and the group's commit (a
+            # partition that comes back after another worker had it starts from its commit)
+            known = [o for o in (self._next.get(partition), self.committed(partition)) if o]
+            expected = max(known) if known else None
             if expected is not None and first > expected:
                 log.warning(
                     "%s/%d: records %d..%d were not delivered to the agent; reading them",
