@@ -161,7 +161,10 @@ def test_broker_restart_mid_run_loses_nothing(stack: LocalStack, tmp_path: Path)
             sensor.kill()
     assert sensor.returncode == 0, stderr
     assert "DROPPED" not in stderr
-    assert "retrying" in stderr, "the outage never reached the sensor: " + stderr[-2000:]
+    # The outage must have reached the sensor: either our publisher retried a failed send or
+    # aiokafka rode it out inside its request timeout (it logs the refused connections).
+    outage_seen = "retrying" in stderr or "Connect call failed" in stderr
+    assert outage_seen, "the outage never reached the sensor: " + stderr[-2000:]
     expected = _expected(capture, "e2e-node")
     values = asyncio.run(_consume(stack, topic, len(expected)))
     _check_exact(values, expected)
