@@ -309,9 +309,6 @@ class SegmentProcessor:
             if await self.deliverer.deliver(parked):
                 log.error("dead-letter topic refused %d records", len(parked))
 
-        for item in batch:
-            if item.offset + 1 > stats.delivered.get(item.partition, 0):
-                stats.delivered[item.partition] = item.offset + 1
         self._forget_committed(batch, writes)
         changelog = []
         for key, (partition, mem) in writes.items():
@@ -321,6 +318,10 @@ class SegmentProcessor:
         # The memory is durable (acknowledged) before the batch is acked, not just buffered.
         if changelog and await self.deliverer.deliver(changelog):
             log.error("stream memory changelog refused %d records", len(changelog))
+        # Everything this batch caused is acknowledged: its offsets may be committed.
+        for item in batch:
+            if item.offset + 1 > stats.delivered.get(item.partition, 0):
+                stats.delivered[item.partition] = item.offset + 1
         stats.batches += 1
         stats.sample(self.clock())
 
