@@ -14,7 +14,7 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from streamtap.schema.record import RecordError, StreamRecord
+from streamtap.schema.record import StreamRecord, decode_versioned
 
 __all__ = [
     "MATCHED_SCHEMA_VERSION",
@@ -69,16 +69,4 @@ def encode_matched(message: MatchedStream) -> bytes:
 
 
 def decode_matched(data: bytes) -> MatchedStream:
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise RecordError(f"not JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise RecordError("a matched stream must be a JSON object")
-    version = obj.get("schema_version")
-    if not isinstance(version, int) or version > MATCHED_SCHEMA_VERSION:
-        raise RecordError(f"unsupported schema_version {version!r}")
-    try:
-        return MatchedStream.model_validate(obj)
-    except ValueError as exc:
-        raise RecordError(str(exc)) from exc
+    return decode_versioned(data, MatchedStream, MATCHED_SCHEMA_VERSION, "matched stream")

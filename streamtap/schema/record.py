@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 RECORD_SCHEMA_VERSION = 1
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class RecordError(ValueError):
@@ -216,18 +218,25 @@ def encode_record(record: StreamRecord) -> bytes:
     return orjson.dumps(record.model_dump(mode="json"))
 
 
-def decode_record(data: bytes) -> StreamRecord:
-    """Parse a published record, refusing versions newer than this code knows."""
+def decode_versioned(data: bytes, model: type[M], max_version: int, what: str) -> M:
+    """Parse one published JSON message into ``model``: one error type (RecordError) for bad
+    JSON, a wrong shape, and versions newer than this code knows, so every consumer can route
+    all of them to its dead-letter topic the same way."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise RecordError(f"not JSON: {exc}") from exc
     if not isinstance(obj, dict):
-        raise RecordError("a stream record must be a JSON object")
+        raise RecordError(f"a {what} must be a JSON object")
     version = obj.get("schema_version")
-    if not isinstance(version, int) or version > RECORD_SCHEMA_VERSION:
+    if not isinstance(version, int) or version > max_version:
         raise RecordError(f"unsupported schema_version {version!r}")
     try:
-        return StreamRecord.model_validate(obj)
+        return model.model_validate(obj)
     except ValueError as exc:
         raise RecordError(str(exc)) from exc
+
+
+def decode_record(data: bytes) -> StreamRecord:
+    """Parse a published record, refusing versions newer than this code knows."""
+    return decode_versioned(data, StreamRecord, RECORD_SCHEMA_VERSION, "stream record")
