@@ -22,6 +22,7 @@ from replay.query import KFLError, compile_query
 from replay.query import Query as KQuery
 from replay.stats import statistics
 from replay.store import EntryStore, StoreError
+from replay.summary import Row
 
 __all__ = ["create_app"]
 
@@ -47,29 +48,8 @@ class CheckBody(BaseModel):
     query: str
 
 
-class EntryRow(BaseModel):
-    id: str
-    stream: str
-    timestamp: int
-    protocol: str
-    abbr: str
-    src_ip: str | None
-    src_port: int | None
-    src_name: str | None
-    dst_ip: str | None
-    dst_port: int | None
-    dst_name: str | None
-    method: str | None
-    summary: str
-    status: int | None
-    rcode: int | None
-    status_text: str
-    elapsed: int
-    size: int
-
-
 class EntryPage(BaseModel):
-    rows: list[EntryRow]
+    rows: list[Row]
     cursor: str | None = Field(description="pass back as `cursor` for the next page; null at end")
     last: str | None = Field(
         description="the key of the last row (or the cursor given): poll from it for new entries"

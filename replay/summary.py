@@ -6,7 +6,10 @@ never disagree about what "the status" or "the summary" of an entry is.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
+
+# typing_extensions: pydantic (the API's response model) needs it for TypedDict before 3.12
+from typing_extensions import TypedDict
 
 __all__ = ["Row", "summarize"]
 
