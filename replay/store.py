@@ -32,7 +32,7 @@ import orjson
 from replay.pcapout import PcapFrame, write_capture
 from replay.query import Query
 from replay.scan import ParallelCounter
-from replay.summary import Row, summarize
+from replay.summary import Row, index_terms, summarize
 from streamtap.schema import StreamRecord
 
 __all__ = ["EntryStore", "Page", "StoreError"]
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS entries (
   src_ip TEXT, src_port INTEGER, src_name TEXT,
   dst_ip TEXT, dst_port INTEGER, dst_name TEXT,
   method TEXT, summary TEXT NOT NULL, status INTEGER, rcode INTEGER, status_text TEXT NOT NULL,
-  elapsed INTEGER NOT NULL, size INTEGER NOT NULL
+  elapsed INTEGER NOT NULL, size INTEGER NOT NULL,
+  path TEXT, qname TEXT
 );
 CREATE TABLE IF NOT EXISTS docs (
   id INTEGER PRIMARY KEY,
@@ -84,7 +85,7 @@ _ROW_COLUMNS = (
 )
 _SCAN_BATCH = 512
 #: bumped whenever _SCHEMA changes shape; a store file of another version is refused
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class StoreError(Exception):
@@ -209,13 +210,14 @@ class EntryStore:
             )  # fmt: skip
             for entry in rec.entries:
                 r = summarize(entry)
+                path, qname = index_terms(entry)
                 doc_rows.append(orjson.dumps(entry))
                 entry_rows.append(
                     (r["id"] or f"{rec.stream_id}-{r['timestamp']}", r["stream"] or rec.stream_id,
                      r["timestamp"], r["protocol"], r["abbr"], r["src_ip"], r["src_port"],
                      r["src_name"], r["dst_ip"], r["dst_port"], r["dst_name"], r["method"],
                      r["summary"], r["status"], r["rcode"], r["status_text"], r["elapsed"],
-                     r["size"])
+                     r["size"], path, qname)
                 )  # fmt: skip
         with self._write_lock:
             db = self._db()
@@ -226,8 +228,8 @@ class EntryStore:
                 )
                 added = 0
                 insert = (
-                    f"INSERT OR IGNORE INTO entries ({_ROW_COLUMNS}) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    f"INSERT OR IGNORE INTO entries ({_ROW_COLUMNS}, path, qname) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                 )
                 docs: list[tuple[int, bytes]] = []
                 for values, doc in zip(entry_rows, doc_rows, strict=True):

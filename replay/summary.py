@@ -11,7 +11,7 @@ from typing import Any
 # typing_extensions: pydantic (the API's response model) needs it for TypedDict before 3.12
 from typing_extensions import TypedDict
 
-__all__ = ["Row", "summarize"]
+__all__ = ["Row", "index_terms", "summarize"]
 
 
 class Row(TypedDict):
@@ -96,3 +96,16 @@ def summarize(entry: dict[str, Any]) -> Row:
         elapsed=_int(entry.get("elapsedTime")) or 0,
         size=(_int(entry.get("requestSize")) or 0) + (_int(entry.get("responseSize")) or 0),
     )
+
+
+def index_terms(entry: dict[str, Any]) -> tuple[str | None, str | None]:
+    """``request.path`` and ``request.questions[0].name``: store columns that only the SQL
+    pushdown reads (the table does not show them), so path prefixes and DNS names are answered
+    by SQLite instead of parsing every document. Text values only, like the other text columns:
+    the dissectors never write anything else there."""
+    request = _obj(entry.get("request"))
+    questions = request.get("questions")
+    qname = None
+    if isinstance(questions, list) and questions:
+        qname = _str(_obj(questions[0]).get("name"))
+    return _str(request.get("path")), qname

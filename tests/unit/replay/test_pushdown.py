@@ -41,10 +41,9 @@ def test_limit_and_redact_are_always_true_conjuncts() -> None:
 @pytest.mark.parametrize(
     "query",
     [
-        "http or dns",
-        "http || dns",
-        "http and (dns or tcp)",  # the parenthesised part is left to Python, http pushed
-        'request.path == "/a or b"',
+        "http or not dns",
+        'http || request.headers["x"] == "y"',
+        "http and (dns or not tcp)",  # the group has an untranslatable side: http pushed
         "http // comment",
         "not http",
         "!http",
@@ -57,14 +56,59 @@ def test_anything_else_is_not_exact(query: str) -> None:
 
 
 def test_partial_pushdown_keeps_the_translated_part() -> None:
-    p = plan('http and request.path.startsWith("/api")')
+    p = plan('http and request.path.matches("^/api")')
     assert not p.exact
     assert p.where == "abbr = ?"
 
 
-def test_top_level_or_pushes_nothing() -> None:
-    p = plan("http or dns")
-    assert p.where == "" and p.params == ()
+def test_or_of_translatable_sides_is_exact() -> None:
+    p = plan('request.path.startsWith("/api/v1/orders") or response.status == 404')
+    assert p.exact
+    assert p.where == "(((path IS NOT NULL AND substr(path, 1, ?) = ?)) OR (status = ?))"
+    assert p.params == (14, "/api/v1/orders", 404)
+    assert p.equals == ()  # neither side must hold for every match: nothing for pruning
+
+
+def test_or_with_an_untranslatable_side_pushes_nothing() -> None:
+    p = plan('http or request.path.matches("x")')
+    assert p.where == "" and not p.exact
+
+
+def test_and_binds_tighter_than_or() -> None:
+    p = plan("http and response.status >= 500 or dns")
+    assert p.exact
+    assert p.where == "((abbr = ? AND status >= ?) OR (abbr = ?))"
+    assert p.params == ("HTTP", 500, "DNS")
+
+
+def test_parenthesised_groups_are_taken_apart() -> None:
+    p = plan('dst.port == 80 and (http or dns) and ("x" == "x" or tcp)')
+    assert not p.exact  # the literal comparison is left to KFL, and so is its group
+    assert p.where == "dst_port = ? AND ((abbr = ?) OR (abbr = ?))"
+    assert p.equals == (("dst_port", 80),)
+    assert plan("(http) and (dns)").where == "abbr = ? AND abbr = ?"
+
+
+@pytest.mark.parametrize(
+    ("query", "where", "params"),
+    [
+        ('request.path.startsWith("/a")', "(path IS NOT NULL AND substr(path, 1, ?) = ?)",
+         (2, "/a")),
+        ("request.path.endsWith('s')", "(path IS NOT NULL AND substr(path, ?) = ?)", (-1, "s")),
+        ('request.path.endsWith("")', "path IS NOT NULL", ()),
+        ('dst.name.contains("shop")', "instr(dst_name, ?) > 0", ("shop",)),
+        ('request.questions[0].name == "a.b"', "qname = ?", ("a.b",)),
+    ],
+)  # fmt: skip
+def test_string_methods_and_first_dns_question(query: str, where: str, params: tuple) -> None:
+    p = plan(query)
+    assert p.exact and p.where == where and p.params == params
+
+
+def test_string_methods_on_numbers_and_unknown_paths_are_left_to_kfl() -> None:
+    assert not plan('dst.port.startsWith("8")').exact  # KFL runs it on the number's text
+    assert not plan('request.url.startsWith("/")').exact
+    assert not plan('request.questions[1].name == "x"').exact
 
 
 def test_words_inside_strings_and_paths_do_not_split() -> None:
