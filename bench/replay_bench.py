@@ -202,19 +202,26 @@ QUERIES = [
         f"{_jx('protocol.abbr')} = 'HTTP' AND {_jx('response.status')} >= 500",
     ),
     (
-        "pushed down in part",
+        "pushed down whole (first DNS question)",
         'dns and request.questions[0].name == "no-such.host"',
         f"{_jx('protocol.abbr')} = 'DNS' AND {_jx('request.questions[0].name')} = 'no-such.host'",
     ),
     (
-        "latency pushed down, path in Python",
+        "pushed down whole (path prefix)",
         'request.path.startsWith("/api") and elapsedTime > 100',
-        f"{_jx('request.path')} LIKE '/api%' AND {_jx('elapsedTime')} > 100",
+        f"substr({_jx('request.path')}, 1, 4) = '/api' AND {_jx('elapsedTime')} > 100",
     ),
     (
-        "not pushed down at all: every entry parsed and tested",
+        "pushed down whole (an or)",
         'request.path.startsWith("/api/v1/orders") or response.status == 404',
-        f"{_jx('request.path')} LIKE '/api/v1/orders%' OR {_jx('response.status')} = 404",
+        f"substr({_jx('request.path')}, 1, 14) = '/api/v1/orders' "
+        f"OR {_jx('response.status')} = 404",
+    ),
+    (
+        "header side in Python: every entry parsed and tested",
+        'request.headers["user-agent"].startsWith("curl/8") or response.status == 404',
+        f"substr({_jx('request.headers.User-Agent')}, 1, 6) = 'curl/8' "
+        f"OR {_jx('response.status')} = 404",
     ),
     ("everything", "", "1"),
 ]
