@@ -13,6 +13,7 @@ from streamtap.schema.matched import (
     RuleSettings,
     decode_matched,
     encode_matched,
+    encode_matched_view,
 )
 from streamtap.schema.record import (
     RECORD_SCHEMA_VERSION,
@@ -22,10 +23,12 @@ from streamtap.schema.record import (
     Node,
     RawPacket,
     RecordError,
+    RecordView,
     StreamRecord,
     decode_record,
     encode_record,
     make_stream_id,
+    view_record,
 )
 
 __all__ = [
@@ -42,12 +45,15 @@ __all__ = [
     "Node",
     "RawPacket",
     "RecordError",
+    "RecordView",
     "RuleSettings",
     "StreamRecord",
     "decode_matched",
     "decode_record",
     "encode_matched",
+    "encode_matched_view",
     "encode_record",
     "entry_from_json",
     "make_stream_id",
+    "view_record",
 ]

@@ -1,0 +1,392 @@
+"""``view_record`` (hand-written check, packets left as base64) against ``decode_record``
+(pydantic), and the hand-written matched-stream encoders against ``model_dump``.
+
+The contract under test: for any bytes, ``view_record`` accepts exactly when ``decode_record``
+does, with the same RecordError text when it refuses and an equal record when it accepts; when
+it took its own path (``raw`` set) the record's bytes are exactly ``encode_record``'s, so
+splicing them (``encode_matched_view``) gives ``encode_matched``'s bytes. Inputs: corpus records,
+records built from the entry factories with every field set, and hypothesis mutations of those
+(wrong types, bools for ints, numbers as strings, missing, extra and reordered keys, bad or
+non-canonical base64, out-of-range ports, negative segments...).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import string
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from producers.capture import open_capture
+from producers.engine import Engine
+from streamtap.schema import (
+    Gap,
+    MatchedStream,
+    Node,
+    RawPacket,
+    RecordError,
+    RuleSettings,
+    StreamRecord,
+    decode_matched,
+    decode_record,
+    encode_matched,
+    encode_matched_view,
+    encode_record,
+    view_record,
+)
+from streamtap.schema.record import _FAST_CHECK, _packets_ok
+from streamtap.schema.testing import bare_entry, dns_entry, http_entry
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
+CAPTURES = sorted(p.name for p in CORPUS.glob("*.pcap"))
+
+
+def _corpus(name: str) -> list[StreamRecord]:
+    return Engine("test-node").feed_all(open_capture(CORPUS / name))
+
+
+def _full(**fields: Any) -> StreamRecord:
+    """A record with every field set to something other than its default."""
+    values: dict[str, Any] = {
+        "stream_id": "0123456789abcdef",
+        "segment": 3,
+        "closed": True,
+        "node": Node(name="n1", ip="192.0.2.9"),
+        "layer4": "tcp",
+        "src": {"ip": "10.0.0.1", "port": 40000},
+        "dst": {"ip": "2001:db8::1", "port": 80},
+        "vlan": (10, 20),
+        "first_ts_ns": 1,
+        "last_ts_ns": 2**62,
+        "client": {"packets": 4, "bytes": 100},
+        "server": {"packets": 5, "bytes": 0},
+        "gaps": [Gap(direction="server", offset=7, length=9, ts_ns=11)],
+        "entries": [http_entry(), dns_entry(), bare_entry()],
+        "packets": [
+            RawPacket(ts_ns=1, linktype=1, wirelen=60, data=bytes(range(60))),
+            RawPacket(ts_ns=2, linktype=276, wirelen=9000, data=b""),
+            RawPacket(ts_ns=3, linktype=1, wirelen=1, data=b"\xff"),
+            RawPacket(ts_ns=4, linktype=1, wirelen=2, data=b"\xff\xfe"),
+        ],
+    }
+    values.update(fields)
+    return StreamRecord.model_validate(values)
+
+
+def _outcome(fn: Any, data: bytes) -> Any:
+    try:
+        return fn(data)
+    except RecordError as exc:
+        return ("RecordError", str(exc))
+
+
+def _key(record: Any) -> Any:
+    try:
+        return record.key
+    except UnicodeError as exc:  # a non-ASCII stream id: the same error from both
+        return type(exc)
+
+
+def _assert_same(data: bytes) -> None:
+    """The contract, for one input."""
+    expected = _outcome(decode_record, data)
+    got = _outcome(view_record, data)
+    if isinstance(expected, tuple):
+        assert got == expected
+        return
+    assert not isinstance(got, tuple), got
+    assert got.record() == expected
+    assert (got.stream_id, got.segment, got.closed) == (
+        expected.stream_id,
+        expected.segment,
+        expected.closed,
+    )
+    assert got.entries == expected.entries
+    assert _key(got) == _key(expected)
+    assert orjson.dumps(got.document) == encode_record(expected)
+    if got.raw is not None:
+        assert got.raw is data
+        assert orjson.loads(data) == orjson.loads(encode_record(expected))
+
+
+def test_the_fast_check_is_in_use() -> None:
+    assert _FAST_CHECK, "the record models changed: teach _record_json and _header_ok"
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_corpus_records_take_the_fast_path_and_agree(name: str) -> None:
+    for record in _corpus(name):
+        data = encode_record(record)
+        view = view_record(data)
+        assert view.raw is data, "a sensor's record must not need pydantic"
+        _assert_same(data)
+
+
+def test_generated_records_take_the_fast_path_and_agree() -> None:
+    for record in (_full(), _full(vlan=(), gaps=(), entries=(), packets=())):
+        data = encode_record(record)
+        assert view_record(data).raw is data
+        _assert_same(data)
+
+
+def test_valid_but_unusual_json_takes_pydantics_path() -> None:
+    doc = orjson.loads(encode_record(_full()))
+    doc["src"]["port"] = "80"  # pydantic's lax mode accepts it; the check leaves it to pydantic
+    view = view_record(orjson.dumps(doc))
+    assert view.raw is None
+    assert view.record().src.port == 80
+    _assert_same(orjson.dumps(doc))
+
+
+# -- hypothesis mutations ----------------------------------------------------------------------
+
+BASES = [encode_record(_full())] + [encode_record(r) for r in _corpus("dns-mx.pcap")[:2]]
+
+
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+_PATHS = [[p for p in _paths(orjson.loads(b)) if p] for b in BASES]
+
+_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            None,
+            True,
+            False,
+            0,
+            -1,
+            1,
+            65535,
+            65536,
+            2**63,
+            2**64 - 1,
+            -(2**63),
+            1.0,
+            1.5,
+            "80",
+            "1",
+            "",
+            "tcp",
+            "udp",
+            "sctp",
+            "client",
+            "server",
+            "GOVERNANCE",
+            [],
+            {},
+            [1, 2],
+            ["1"],
+            [True],
+            {"ip": "1.2.3.4", "port": 1},
+            {"port": 1, "ip": "1.2.3.4"},
+            # base64: canonical, non-canonical trailing bits, bad padding, bad characters
+            "AAAA",
+            "Zg==",
+            "Zh==",
+            "Zm8=",
+            "Zm9=",
+            "Zg",
+            "Zg=",
+            "Zg===",
+            "=Zg=",
+            "====",
+            "==",
+            "Zg==Zg==",
+            "999w=",
+            "AAAA=",
+            "Zg==\n",
+            " Zg==",
+            "Zm9v\nYmFy",
+            "Zm9v-_",
+            "é",
+        ]
+    ),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.text(alphabet=string.ascii_letters + string.digits + "+/=", max_size=9),
+    st.text(max_size=6),
+)
+
+
+def _get(obj: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        obj = obj[step]
+    return obj
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    which = draw(st.integers(0, len(BASES) - 1))
+    doc = orjson.loads(BASES[which])
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in _paths(doc) if p]
+        path = draw(st.sampled_from(paths or _PATHS[which]))
+        try:
+            parent = _get(doc, path[:-1])
+        except (KeyError, IndexError, TypeError):
+            continue
+        key = path[-1]
+        op = draw(st.sampled_from(["set", "set", "set", "delete", "extra", "reorder"]))
+        if op == "set":
+            parent[key] = copy.deepcopy(draw(_VALUES))
+        elif op == "delete":
+            del parent[key]
+        elif op == "extra" and isinstance(parent, dict):
+            name = draw(st.sampled_from(["extra", "data", "port", "x"]))
+            parent[name] = copy.deepcopy(draw(_VALUES))
+        elif op == "reorder" and isinstance(parent, dict):
+            items = list(parent.items())
+            parent.clear()
+            parent.update(reversed(items))
+    return orjson.dumps(doc)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutated_records_get_the_same_outcome(data: bytes) -> None:
+    _assert_same(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_get_the_same_outcome(data: bytes) -> None:
+    _assert_same(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet="ABCDQRSgwZhm9v+/=\n -", max_size=12)
+    | st.binary(max_size=9).map(lambda b: base64.b64encode(b).decode())
+)
+@example("999w=")  # strict_mode accepts excess padding after a full quantum
+@example("AAAA=")
+@example("Zh==")  # unused bits set
+@example("Zm9=")
+@example("Zg")
+@example("=Zg=")
+@example("Zg==Zg==")
+def test_packet_check_accepts_only_canonical_base64(text: str) -> None:
+    packet = {"ts_ns": 1, "linktype": 1, "wirelen": 1, "data": text}
+    if _packets_ok([packet]):  # canonical: what b64encode writes, so a re-dump is identical
+        data = base64.b64decode(text, validate=True)  # what pydantic's validator runs
+        assert base64.b64encode(data).decode() == text
+    else:
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            return
+        assert base64.b64encode(data).decode() != text, "canonical base64 refused"
+
+
+# -- matched streams ------------------------------------------------------------------------------
+
+RULES = {
+    "web": RuleSettings(retention_days=7, lock_mode="COMPLIANCE", legal_hold=True, prefix="w/"),
+    "all": RuleSettings(),
+}
+
+
+def _matched(record: StreamRecord, **fields: Any) -> MatchedStream:
+    values: dict[str, Any] = {
+        "record": record,
+        "rules": RULES,
+        "matched_entries": {"web": (0, 2), "all": ()},
+        "source_partition": 4,
+        "source_offset": 123,
+    }
+    values.update(fields)
+    return MatchedStream(**values)
+
+
+def _reference(message: MatchedStream) -> bytes:
+    return orjson.dumps(message.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize("name", CAPTURES[:12])
+def test_encode_matched_gives_pydantics_bytes_on_corpus(name: str) -> None:
+    for record in _corpus(name):
+        message = _matched(record)
+        assert encode_matched(message) == _reference(message)
+        assert decode_matched(encode_matched(message)) == message
+
+
+def test_encode_matched_gives_pydantics_bytes_with_defaults_and_odd_entries() -> None:
+    for message in (
+        MatchedStream(record=_full(), rules={}),
+        _matched(_full(entries=[{"raw": b"bytes", "t": (1, 2)}])),  # orjson refuses: pydantic
+        _matched(_full(), source_partition=None, source_offset=None),
+    ):
+        assert encode_matched(message) == _reference(message)
+
+
+def _view_message(data: bytes, entries: Any = None, **fields: Any) -> bytes:
+    values: dict[str, Any] = {
+        "rules": RULES,
+        "matched_entries": {"web": (0, 2), "all": ()},
+        "source_partition": 4,
+        "source_offset": 123,
+    }
+    values.update(fields)
+    return encode_matched_view(view_record(data), entries=entries, **values)
+
+
+@pytest.mark.parametrize("name", CAPTURES[:12])
+def test_spliced_message_is_byte_identical_on_corpus(name: str) -> None:
+    for record in _corpus(name):
+        assert _view_message(encode_record(record)) == encode_matched(_matched(record))
+
+
+def test_spliced_message_with_redacted_entries_is_byte_identical() -> None:
+    record = _full()
+    redacted = ({"id": "x", "secret": "[REDACTED]"}, *record.entries[1:])
+    expected = encode_matched(_matched(record.model_copy(update={"entries": redacted})))
+    assert _view_message(encode_record(record), entries=redacted) == expected
+    # an unchanged copy of the entries gives the same bytes as splicing
+    same = _view_message(encode_record(record), entries=[dict(e) for e in record.entries])
+    assert same == encode_matched(_matched(record))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_spliced_message_decodes_to_the_same_message(data: bytes) -> None:
+    """Whatever the record's form: if decode_record accepts it, the spliced message is the
+    message encode_matched would write (same model), and the same bytes when the record was
+    in encode_record's form; otherwise view_record refuses it."""
+    try:
+        record = decode_record(data)
+    except RecordError:
+        with pytest.raises(RecordError):
+            view_record(data)
+        return
+    message = _matched(record)
+    spliced = _view_message(data)
+    assert decode_matched(spliced) == message
+    if view_record(data).raw is not None:
+        assert spliced == encode_matched(message)
+    redacted = _view_message(data, entries=[{"r": 1}] * len(record.entries))
+    assert redacted == encode_matched(
+        _matched(record.model_copy(update={"entries": ({"r": 1},) * len(record.entries)}))
+    )
+
+
+def test_non_canonical_json_is_carried_as_published() -> None:
+    record = _full()
+    pretty = orjson.dumps(orjson.loads(encode_record(record)), option=orjson.OPT_INDENT_2)
+    spliced = _view_message(pretty)
+    assert pretty in spliced
+    assert decode_matched(spliced) == _matched(record)
