@@ -118,6 +118,16 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, file)
 
 
+def _missing_extensions(package_dir: Path = _PACKAGE_DIR) -> list[str]:
+    """Modules of the build without their extension module (a build being replaced)."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    return [
+        module
+        for module in NATIVE_MODULES
+        if not source_path(module, package_dir).with_suffix(suffix).exists()
+    ]
+
+
 def _stamp_sources() -> dict[str, str] | None:
     """The build's hashes, or None when there is no build (the stamp exists only compiled)."""
     try:
@@ -144,12 +154,12 @@ def activate() -> Mode:
         if sources is None:
             _mode = "pure"
         else:
-            stale = stale_modules(sources)
+            stale = stale_modules(sources) + _missing_extensions()
             if not stale:
                 _mode = "compiled"
                 return _mode
             warnings.warn(
-                f"streamtap: the compiled engine is older than its source ({', '.join(stale)}); "
+                f"streamtap: the compiled engine does not match its source ({', '.join(stale)}); "
                 "using the pure Python modules instead. Run `make native` to rebuild.",
                 RuntimeWarning,
                 stacklevel=2,

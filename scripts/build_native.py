@@ -46,9 +46,25 @@ def products() -> list[Path]:
 
 
 def clean() -> None:
-    for path in products():
+    # the stamp first: without it nothing is loaded compiled, whatever else is still there
+    for path in sorted(products(), key=lambda p: not p.name.startswith("_native_stamp")):
         path.unlink()
     (PACKAGE / "_native_stamp.py").unlink(missing_ok=True)
+
+
+def install(build_lib: Path) -> None:
+    """Move the built extension modules into the tree, the stamp last, each by rename.
+
+    Renaming (never rewriting a file in place) keeps processes that already loaded the old
+    build running, and a process importing ``producers`` meanwhile sees no stamp until every
+    module is there, so it runs pure Python rather than a mix.
+    """
+    built = sorted(build_lib.rglob("*.so"), key=lambda p: p.name.startswith("_native_stamp"))
+    for path in built:
+        target = ROOT / path.relative_to(build_lib)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
 
 
 def build(jobs: int) -> None:
@@ -83,7 +99,6 @@ def build(jobs: int) -> None:
             script_args=[
                 "--quiet",
                 "build_ext",
-                "--inplace",
                 "--parallel",
                 str(jobs),
                 "--build-temp",
@@ -92,6 +107,7 @@ def build(jobs: int) -> None:
                 str(build_dir / "lib"),
             ],
         )
+        install(build_dir / "lib")
     except BaseException:
         clean()  # never leave a partial build that could be half-loaded
         raise

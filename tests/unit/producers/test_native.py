@@ -44,14 +44,19 @@ def test_the_compiled_engine_is_loaded_when_expected() -> None:
     assert _native.is_compiled(engine), engine.__file__
 
 
-def _run_in_copy(tmp_path: Path, edit: bool) -> subprocess.CompletedProcess[str]:
+def _run_in_copy(
+    tmp_path: Path, edit: bool = False, drop: str = ""
+) -> subprocess.CompletedProcess[str]:
     """Import a copy of the package (with its build) in a fresh interpreter, optionally after
-    editing one compiled module's source, and feed the engine a frame."""
+    editing one compiled module's source or dropping the extension modules matching ``drop``,
+    and feed the engine a frame."""
     copy = tmp_path / "producers"
     shutil.copytree(ROOT / "producers", copy, ignore=shutil.ignore_patterns("__pycache__"))
     if edit:
         with (copy / "engine.py").open("a") as fh:
             fh.write("\n# edited after the build\n")
+    for path in copy.glob(drop) if drop else ():
+        path.unlink()
     code = (
         "import producers, producers.engine as e, producers._native as n\n"
         "from producers.decode.synth import udp_frame\n"
@@ -76,7 +81,7 @@ def test_an_unchanged_build_is_used(tmp_path: Path) -> None:
     out = _run_in_copy(tmp_path, edit=False)
     mode, file = out.stdout.split()
     assert mode == "compiled" and file.endswith(".so")
-    assert "older than its source" not in out.stderr
+    assert "does not match its source" not in out.stderr
 
 
 @pytest.mark.skipif(not _build_exists(), reason="no compiled build to go stale")
@@ -84,7 +89,15 @@ def test_a_stale_build_falls_back_to_the_source_loudly(tmp_path: Path) -> None:
     out = _run_in_copy(tmp_path, edit=True)
     mode, file = out.stdout.split()
     assert mode == "stale" and file.endswith("engine.py")
-    assert "older than its source (producers.engine)" in out.stderr
+    assert "does not match its source (producers.engine)" in out.stderr
+
+
+@pytest.mark.skipif(not _build_exists(), reason="no compiled build to go stale")
+def test_a_partial_build_is_not_mixed_with_source(tmp_path: Path) -> None:
+    out = _run_in_copy(tmp_path, drop="records.*.so")
+    mode, file = out.stdout.split()
+    assert mode == "stale" and file.endswith("engine.py")
+    assert "does not match its source (producers.records)" in out.stderr
 
 
 def test_stale_modules_compares_every_source() -> None:
