@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 import producers.dissect as dissect
 from producers.capture import Frame
@@ -156,6 +157,7 @@ class _Stream:
         self.resp_ts: int | None = None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests extend it (e.g. to keep payloads)
 class Engine:
     """Frames in, StreamRecords out. See the module docstring for what is recorded."""
 

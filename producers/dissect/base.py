@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["Direction", "DissectError", "Dissector", "Item", "ProtocolInfo"]
 
@@ -65,7 +65,7 @@ class Dissector(ABC):
     """
 
     #: short protocol name, e.g. "http" or "dns"
-    name: str = ""
+    name: ClassVar[str] = ""
 
     @abstractmethod
     def feed(self, direction: Direction, data: bytes, ts_ns: int) -> None:

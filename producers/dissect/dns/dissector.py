@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import ClassVar
 
 from producers.dissect.base import Direction, DissectError, Dissector, Item, ProtocolInfo
 from producers.dissect.detect import looks_like_dns_tcp
@@ -42,7 +43,7 @@ class _Query:
 class DnsDissector(Dissector):
     """One instance per UDP flow or TCP stream (``layer4``); ``variant`` is "", mdns or llmnr."""
 
-    name = "dns"
+    name: ClassVar[str] = "dns"
 
     def __init__(
         self, layer4: str, variant: str = "", limits: DissectLimits = DEFAULT_LIMITS

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from producers.dissect.base import Direction, DissectError, Dissector, Item, ProtocolInfo
 from producers.dissect.http1.content import BodySink
@@ -73,7 +73,7 @@ class _Exchange:
 class Http1Dissector(Dissector):
     """Bytes of both directions in, one ``Item`` per exchange out (see module docstring)."""
 
-    name = "http"
+    name: ClassVar[str] = "http"
 
     def __init__(self, limits: DissectLimits = DEFAULT_LIMITS) -> None:
         self._limits = limits
