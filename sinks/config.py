@@ -37,6 +37,9 @@ class SinkSettings(BaseSettings):
     part_size: int = Field(16 * MiB, ge=5 * MiB, validation_alias="SINK_PART_SIZE")
     parallel_parts: int = Field(3, ge=1, le=32, validation_alias="SINK_PARALLEL_PARTS")
     upload_workers: int = Field(4, ge=1, le=64, validation_alias="SINK_UPLOAD_WORKERS")
+    #: batches one upload worker stores at once: the next batch's objects go up while the
+    #: previous batch's manifests and commit are pending (manifests and commits stay in order)
+    batches_in_flight: int = Field(2, ge=1, le=16, validation_alias="SINK_BATCHES_IN_FLIGHT")
     default_retention_days: int | None = Field(
         None, ge=1, validation_alias="SINK_DEFAULT_RETENTION_DAYS"
     )

@@ -66,6 +66,8 @@ CommittedFetcher = Callable[
 DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 
 DEADLETTER_VALUE_CAP = 256 * 1024
+#: longest stretch of decoding before the loop lets other tasks run (see ``_take``)
+DECODE_SLICE_S = 0.005
 
 
 def deadletter_value(
@@ -247,10 +249,22 @@ class SinkService:
             raise self._fatal
 
     async def _take(self, tp: TopicPartition, messages: list[Any]) -> None:
+        """Decode and batch one fetch's messages of a partition.
+
+        A fetch can hold a whole batch (hundreds of messages, a few hundred ms of decoding),
+        so the loop is handed back every ``DECODE_SLICE_S``: otherwise an upload worker whose
+        PUT finished could not commit or start its next batch, and aiokafka could not send
+        the next fetch request, until the whole fetch was decoded. That is what keeps
+        consuming, uploading and fetching overlapped instead of taking turns.
+        """
         state = await self._partition(tp, messages[0].offset)
+        slice_began = time.monotonic()
         for record in messages:
+            if time.monotonic() - slice_began >= DECODE_SLICE_S:
+                await asyncio.sleep(0)
+                slice_began = time.monotonic()
             if self._parts.get(tp) is not state:
-                return  # revoked while we were committing an intent
+                return  # revoked while we were committing an intent or yielding
             if record.offset < state.base:
                 continue
             try:
@@ -327,19 +341,53 @@ class SinkService:
         return objects
 
     async def _upload_worker(self, queue: asyncio.Queue[_Job]) -> None:
-        while True:
-            job = await queue.get()
-            try:
-                await self._upload(job)
-            except ObjectConflictError as exc:
-                self.stats.conflicts += 1
-                log.error("refusing to overwrite: %s; stopping the sink", exc)
-                self._fail(exc)
-            except Exception as exc:  # a bug: stop loudly rather than skip a batch
-                log.exception("upload worker failed")
-                self._fail(exc)
-            finally:
+        """Plan this queue's batches in order and store up to ``batches_in_flight`` at once.
+
+        Planning is sequential (a batch's dedupe depends on the batches planned before it).
+        Storing overlaps: batch N+1's objects are sent while batch N's are still going up,
+        but N+1's manifests wait until N has finished (manifests stored, offsets committed),
+        so each chain grows in order and commits never pass an unstored batch. That keeps
+        S3 busy across batch boundaries, which matters most for the last batches of a run.
+        """
+        previous: asyncio.Event | None = None
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                job = await queue.get()
+                while len(running) >= self.settings.batches_in_flight:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                finished = asyncio.Event()
+                began = time.monotonic()
+                objects = await self._guarded(self._prepare(job))
+                if objects is None:
+                    finished.set()
+                    queue.task_done()
+                else:
+                    store = self._store_job(job, objects, began, previous, finished)
+                    task = asyncio.create_task(self._guarded(store, queue))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                previous = finished
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _guarded(self, work: Awaitable[Any], queue: asyncio.Queue[_Job] | None = None) -> Any:
+        """Run one step of an upload; a conflict or a bug stops the sink (never skips a batch)."""
+        try:
+            return await work
+        except ObjectConflictError as exc:
+            self.stats.conflicts += 1
+            log.error("refusing to overwrite: %s; stopping the sink", exc)
+            self._fail(exc)
+        except Exception as exc:
+            log.exception("upload worker failed")
+            self._fail(exc)
+        finally:
+            if queue is not None:
                 queue.task_done()
+        return None
 
     def _fail(self, exc: BaseException) -> None:
         self._fatal = exc
@@ -369,37 +417,66 @@ class SinkService:
                 attempt += 1
                 await asyncio.sleep(delay)
 
-    async def _upload(self, job: _Job) -> None:
-        began = time.monotonic()
+    async def _prepare(self, job: _Job) -> list[PlannedObject]:
         held = job.batch
         batch = await asyncio.to_thread(held.load) if isinstance(held, SpilledBatch) else held
         objects: list[PlannedObject] = await self._until_done(
             f"planning batch {job.tp.partition}@{job.last_offset}",
             functools.partial(self._plan_batch, batch),
         )
-        # Chains are independent: each writer's objects go in order, writers side by side.
-        chains: dict[WriterId, list[PlannedObject]] = {}
-        for obj in objects:
-            chains.setdefault(obj.writer, []).append(obj)
-        await asyncio.gather(*(self._write_chain(chain) for chain in chains.values()))
-        if isinstance(held, SpilledBatch):
-            self.spill.release(held)
-            self.stats.spilled_bytes = self.spill.used
-        self.stats.pending_bytes -= job.memory_bytes
-        self.stats.pending_batches -= 1
-        self.stats.upload_done(time.monotonic() - began)
-        state = self._parts.get(job.tp)
-        if state is None or state.generation != job.generation:
-            return  # stored, but the partition moved: its new owner commits
-        if job.last_offset in state.closes:
-            state.closes.remove(job.last_offset)
-        state.base = max(state.base, job.last_offset + 1)
-        await self._commit(job.tp, state)
+        return objects
 
-    async def _write_chain(self, objects: list[PlannedObject]) -> None:
-        for obj in objects:
+    async def _store_job(
+        self,
+        job: _Job,
+        objects: list[PlannedObject],
+        began: float,
+        previous: asyncio.Event | None,
+        finished: asyncio.Event,
+    ) -> None:
+        """Objects (any order, side by side), then, once the batch before is done, the
+        manifests chain by chain, then the commit. ``finished`` is set in every case, so the
+        batch after never waits forever; it checks ``_fatal`` before writing anything."""
+        try:
+            existed = await asyncio.gather(
+                *(
+                    self._until_done(
+                        f"upload of {obj.key}", functools.partial(self._writer.put_object, obj)
+                    )
+                    for obj in objects
+                )
+            )
+            if previous is not None:
+                await previous.wait()
+            if self._fatal is not None:
+                return
+            # Chains are independent: each writer's manifests go in order, writers side by side.
+            chains: dict[WriterId, list[tuple[PlannedObject, bool]]] = {}
+            for obj, was_there in zip(objects, existed, strict=True):
+                chains.setdefault(obj.writer, []).append((obj, was_there))
+            await asyncio.gather(*(self._write_manifests(chain) for chain in chains.values()))
+            held = job.batch
+            if isinstance(held, SpilledBatch):
+                self.spill.release(held)
+                self.stats.spilled_bytes = self.spill.used
+            self.stats.pending_bytes -= job.memory_bytes
+            self.stats.pending_batches -= 1
+            self.stats.upload_done(time.monotonic() - began)
+            state = self._parts.get(job.tp)
+            if state is None or state.generation != job.generation:
+                return  # stored, but the partition moved: its new owner commits
+            if job.last_offset in state.closes:
+                state.closes.remove(job.last_offset)
+            state.base = max(state.base, job.last_offset + 1)
+            await self._commit(job.tp, state)
+        finally:
+            finished.set()
+
+    async def _write_manifests(self, chain: list[tuple[PlannedObject, bool]]) -> None:
+        for obj, existed in chain:
             outcome: WriteOutcome = await self._until_done(
-                f"upload of {obj.key}", functools.partial(self._writer.write, obj)
+                f"manifest of {obj.key}",
+                functools.partial(self._writer.put_manifest, obj, existed),
             )
             self.stats.objects += 1
             self.stats.objects_already_stored += int(outcome.already_stored)

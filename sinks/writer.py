@@ -107,20 +107,30 @@ class BatchWriter:
     def write(self, obj: PlannedObject) -> WriteOutcome:
         """Object, then manifest. In the common case that is two conditional PUTs; only a
         key that is already taken (a rebuilt batch) costs the extra reads."""
+        return self.put_manifest(obj, self.put_object(obj))
+
+    def put_object(self, obj: PlannedObject) -> bool:
+        """Store the object's bytes (locked); True if the key already held them.
+
+        Split from ``put_manifest`` so a caller can send the next batch's objects while the
+        previous batch's manifests are still going up: objects may be stored in any order,
+        only manifests (the chain and the commit mark) must follow chain order.
+        """
+        return put_immutable(
+            self._store,
+            str(obj.key),
+            obj.data,
+            replace(self._lock(obj), content_type=PCAP_CONTENT_TYPE, sha256=obj.sha256),
+        )
+
+    def put_manifest(self, obj: PlannedObject, existed: bool) -> WriteOutcome:
+        """Store the manifest of an object already stored (``existed``: it was there before).
+
+        Call in chain order per writer, after the writer's previous manifest is stored: the
+        manifest names that one's SHA-256.
+        """
         key = str(obj.key)
         mkey = manifest_key(key)
-        lock = PutOptions(
-            lock_mode=(obj.settings.lock_mode or "GOVERNANCE") if obj.retain_until_ms else None,
-            retain_until_ms=obj.retain_until_ms,
-            legal_hold=obj.settings.legal_hold,
-        )
-        previous = self._head(obj)
-        existed = put_immutable(
-            self._store,
-            key,
-            obj.data,
-            replace(lock, content_type=PCAP_CONTENT_TYPE, sha256=obj.sha256),
-        )
         if existed and self._store.head(mkey) is not None:
             # Stored before a crash or by the partition's previous owner: check the manifest
             # is this object's, then carry the chain on from it.
@@ -132,12 +142,23 @@ class BatchWriter:
                 mkey, hashlib.sha256(data).hexdigest(), obj.key.order
             )
             return WriteOutcome(key, mkey, 0, already_stored=True)
-        manifest = build_manifest(obj, previous)
+        manifest = build_manifest(obj, self._head(obj))
         put_immutable(
-            self._store, mkey, manifest, replace(lock, content_type=MANIFEST_CONTENT_TYPE)
+            self._store,
+            mkey,
+            manifest,
+            replace(self._lock(obj), content_type=MANIFEST_CONTENT_TYPE),
         )
         self._heads[obj.writer] = ChainLink(
             mkey, hashlib.sha256(manifest).hexdigest(), obj.key.order
         )
         written = (0 if existed else obj.size) + len(manifest)
         return WriteOutcome(key, mkey, written, already_stored=existed)
+
+    @staticmethod
+    def _lock(obj: PlannedObject) -> PutOptions:
+        return PutOptions(
+            lock_mode=(obj.settings.lock_mode or "GOVERNANCE") if obj.retain_until_ms else None,
+            retain_until_ms=obj.retain_until_ms,
+            legal_hold=obj.settings.legal_hold,
+        )

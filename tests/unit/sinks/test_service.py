@@ -8,7 +8,9 @@ only after all of them are, and a dead store fills memory, then the spill area, 
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,12 @@ from sinks.service import SinkService, decode_closes, encode_closes
 from sinks.spill import SpillArea
 from sinks.store import PutOptions, StoredObject
 from sinks.testing import MemoryStore, matched, packet
+from sinks.verify import verify_prefix
 from streamtap.schema import encode_matched
 
 TP = TopicPartition("matched", 0)
 BOUND_S = 60  # only so a broken service fails instead of hanging
+_NOTHING = OffsetAndMetadata(-1, "")
 
 
 @dataclass
@@ -222,3 +226,65 @@ async def test_bad_messages_are_counted_and_left_out(tmp_path: Path) -> None:
         (b"s7", 7, "decode", "matched"),
     ]
     assert "schema_version" in dead[1][1]["reason"]
+
+
+@dataclass
+class GatedStore(LoggingStore):
+    """Holds the first batch's manifest until an object of a later batch has arrived, so a
+    service that stores batches strictly one after another never gets past it."""
+
+    later_object: threading.Event = field(default_factory=threading.Event)
+    waited: list[bool] = field(default_factory=list)
+
+    def put(self, key: str, data: bytes, options: PutOptions) -> StoredObject:
+        if key.endswith(".pcap") and parse_key(key).first_offset > 0:
+            self.later_object.set()
+        if (
+            key.endswith(MANIFEST_SUFFIX)
+            and parse_key(key[: -len(MANIFEST_SUFFIX)]).first_offset == 0
+        ):
+            # Bounded only so a service that does not overlap fails instead of hanging.
+            self.waited.append(self.later_object.wait(BOUND_S / 4))
+        return super().put(key, data, options)
+
+
+async def test_next_batch_objects_overlap_but_manifests_and_commits_stay_in_order(
+    tmp_path: Path,
+) -> None:
+    log: list[tuple[Any, ...]] = []
+    consumer, store = FakeConsumer(log, _records(24)), GatedStore(log=log)
+    service = _service(consumer, store, tmp_path, SINK_BATCHES_IN_FLIGHT="3")
+    await _run_until(service, lambda: consumer.committed.get(TP, _NOTHING).offset == 24)
+    assert store.waited == [True], "batch 2's object was not sent while batch 1 was pending"
+    manifests = [
+        parse_key(e[1][: -len(MANIFEST_SUFFIX)]).first_offset
+        for e in log
+        if e[0] == "put" and e[1].endswith(MANIFEST_SUFFIX)
+    ]
+    assert manifests == sorted(manifests) == list(range(0, 24, 4))
+    commits = [e[1] for e in log if e[0] == "commit"]
+    assert commits == sorted(commits)
+    for first in range(0, 24, 4):
+        # No batch's offsets are committed before its manifest is stored.
+        manifest = next(
+            i
+            for i, e in enumerate(log)
+            if e[0] == "put"
+            and e[1].endswith(MANIFEST_SUFFIX)
+            and parse_key(e[1][: -len(MANIFEST_SUFFIX)]).first_offset == first
+        )
+        done = next(i for i, e in enumerate(log) if e[0] == "commit" and e[1] >= first + 4)
+        assert manifest < done
+    # The fake records carry Kafka timestamp 1 s, so their retention runs to 2 Jan 1970.
+    assert verify_prefix(store, "", datetime(1970, 1, 1, 12, tzinfo=UTC)).ok
+
+
+async def test_one_batch_in_flight_stores_strictly_in_turn(tmp_path: Path) -> None:
+    log: list[tuple[Any, ...]] = []
+    consumer, store = FakeConsumer(log, _records(12)), LoggingStore(log=log)
+    service = _service(consumer, store, tmp_path, SINK_BATCHES_IN_FLIGHT="1")
+    await _run_until(service, lambda: consumer.committed.get(TP, _NOTHING).offset == 12)
+    firsts = [
+        parse_key(e[1].removesuffix(MANIFEST_SUFFIX)).first_offset for e in log if e[0] == "put"
+    ]
+    assert firsts == [0, 0, 4, 4, 8, 8]  # object, manifest, object, manifest, ...
