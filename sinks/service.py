@@ -27,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,6 +179,10 @@ class SinkService:
         ]
         self._fatal: BaseException | None = None
         self._stop: asyncio.Event | None = None
+        # Planning (PCAP bytes, hashes) gets one thread per upload worker: on the default
+        # executor it would queue behind S3 calls that can block for seconds, and a batch
+        # waiting to be planned is a batch not being uploaded.
+        self._cpu: ThreadPoolExecutor | None = None
 
     # --- ownership -----------------------------------------------------------------------
 
@@ -216,6 +221,7 @@ class SinkService:
         """Consume until ``stop`` is set, then close open batches and wait for their upload."""
         self._stop = stop
         self.spill.reset()
+        self._cpu = ThreadPoolExecutor(len(self._queues), thread_name_prefix="sink-plan")
         workers = [asyncio.create_task(self._upload_worker(q)) for q in self._queues]
         reporter = asyncio.create_task(self._report())
         try:
@@ -244,6 +250,7 @@ class SinkService:
             for task in [*workers, reporter]:
                 task.cancel()
             await asyncio.gather(*workers, reporter, return_exceptions=True)
+            self._cpu.shutdown(wait=False, cancel_futures=True)
             log.info("sink stopped: %s", self.stats.line())
         if self._fatal is not None:
             raise self._fatal
@@ -394,12 +401,19 @@ class SinkService:
         if self._stop is not None:
             self._stop.set()
 
-    async def _until_done(self, what: str, call: Callable[[], Any]) -> Any:
+    @staticmethod
+    async def _in_thread(call: Callable[[], Any], executor: Executor | None = None) -> Any:
+        """``call()`` in ``executor`` (None: the loop's default one, used for S3 calls)."""
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+    async def _until_done(
+        self, what: str, call: Callable[[], Any], executor: Executor | None = None
+    ) -> Any:
         """Run a blocking S3 call in a thread until it succeeds (S3 down, timeouts, 5xx)."""
         attempt = 0
         while True:
             try:
-                return await asyncio.to_thread(call)
+                return await self._in_thread(call, executor)
             except SinkError:
                 raise  # conflicts and damaged data: retrying cannot help
             except Exception as exc:
@@ -423,6 +437,7 @@ class SinkService:
         objects: list[PlannedObject] = await self._until_done(
             f"planning batch {job.tp.partition}@{job.last_offset}",
             functools.partial(self._plan_batch, batch),
+            self._cpu,
         )
         return objects
 
