@@ -1,6 +1,7 @@
 """Pipeline throughput: one ``streamtap pipeline`` worker vs a plain aiokafka loop, same run.
 
     .venv/bin/python bench/pipeline_bench.py [--records 60000] [--bootstrap HOST:PORT]
+        [--before-tree DIR]
 
 Without ``--bootstrap`` a private local stack is started under a temp dir and stopped at the end.
 The input is real sensor output: corpus captures run through the producers engine, repeated with
@@ -14,10 +15,17 @@ rarely match: they cost evaluation, not output):
 * **pipeline**: a ``streamtap pipeline`` worker process (Faust, batched agent, stream-memory
   table, delivery awaited before the batch is acked); the rate is read from its ``/stats/``
   counters between the first record and the last, so start-up and group join are not counted;
-* **plain loop**: aiokafka ``getmany`` -> decode -> the same ``decide`` -> encode -> send, await
-  every delivery, commit; no Faust, no table, no re-reads. It is the floor for this work in Python.
+* **plain loop**: aiokafka ``getmany`` -> ``view_record`` -> the same ``decide`` ->
+  ``Publish.encode`` (the record's bytes spliced in) -> send, await every delivery, commit; no
+  Faust, no table, no re-reads. The same per-record functions the worker uses, so the ratio is
+  the cost of the worker's machinery; it is the floor for this work in Python.
+* **plain, models**: the same loop with ``decode_record`` and ``encode_matched`` (pydantic
+  models, packets decoded and re-encoded), what both sides did before ``view_record``.
+* **before** (with ``--before-tree DIR``, e.g. ``git archive <commit> | tar -x -C DIR``): a
+  worker running DIR's code (``PYTHONPATH``) in the same run, for a before/after comparison.
 
-records/s counts input records; MB/s counts input bytes (record JSON as published).
+records/s counts input records; MB/s counts input bytes (record JSON as published). The machine's
+load average is printed with each row: other jobs move absolute rates, so compare within a run.
 """
 
 from __future__ import annotations
@@ -48,7 +56,12 @@ from pipeline.testing import (  # noqa: E402
     isolated_settings,
     produce,
 )
-from streamtap.schema import decode_record, encode_matched, encode_record  # noqa: E402
+from streamtap.schema import (  # noqa: E402
+    decode_record,
+    encode_matched,
+    encode_record,
+    view_record,
+)
 
 CAPTURES = [
     "mixed-http-dns-204-304.pcap",
@@ -90,8 +103,12 @@ def build_input(n: int) -> list[Any]:
     return records[:n]
 
 
-async def plain_loop(settings: Any, rules: dict[str, str], out_topic: str, total: int) -> float:
-    """Seconds from the first record consumed to the last output acknowledged and committed."""
+async def plain_loop(
+    settings: Any, rules: dict[str, str], out_topic: str, total: int, models: bool = False
+) -> float:
+    """Seconds from the first record consumed to the last output acknowledged and committed.
+
+    ``models``: decode to pydantic models and re-encode them (the pre-``view_record`` path)."""
     ruleset = build_ruleset({n: RuleSpec(kfl=q) for n, q in rules.items()})
     consumer = AIOKafkaConsumer(
         settings.streams_topic,
@@ -121,13 +138,24 @@ async def plain_loop(settings: Any, rules: dict[str, str], out_topic: str, total
             futures = []
             for messages in batch.values():
                 for m in messages:
-                    record = decode_record(m.value)
-                    decision = decide(
-                        record, ruleset, None, partition=m.partition, offset=m.offset, max_pending=0
-                    )
-                    if decision.message is not None:
-                        value = encode_matched(decision.message)
-                        futures.append(await producer.send(out_topic, value, key=record.key))
+                    if models:
+                        record = decode_record(m.value)
+                        decision = decide(
+                            record, ruleset, None, partition=m.partition, offset=m.offset,
+                            max_pending=0,
+                        )  # fmt: skip
+                        value = (
+                            None if decision.message is None else encode_matched(decision.message)
+                        )
+                    else:
+                        view = view_record(m.value)
+                        decision = decide(
+                            view, ruleset, None, partition=m.partition, offset=m.offset,
+                            max_pending=0,
+                        )  # fmt: skip
+                        value = None if decision.publish is None else decision.publish.encode(view)
+                    if value is not None:
+                        futures.append(await producer.send(out_topic, value, key=m.key))
                     done += 1
             await asyncio.gather(*futures)
             await consumer.commit()
@@ -139,7 +167,12 @@ async def plain_loop(settings: Any, rules: dict[str, str], out_topic: str, total
 
 
 async def pipeline_worker(
-    settings: Any, rules: dict[str, str], out_topic: str, total: int, home: Path
+    settings: Any,
+    rules: dict[str, str],
+    out_topic: str,
+    total: int,
+    home: Path,
+    tree: Path | None = None,
 ) -> float:
     """Seconds between the worker's first and last record, read from its /stats/ counters."""
     rules_file = home / f"rules-{len(rules)}.yaml"
@@ -151,6 +184,7 @@ async def pipeline_worker(
         app_id=f"bench-{uuid.uuid4().hex[:8]}",
         rules_file=rules_file,
         extra_args=("--log-level", "WARNING"),
+        extra_env={"PYTHONPATH": str(tree)} if tree is not None else None,
     ).start()
     try:
         first: tuple[float, int] | None = None
@@ -176,6 +210,9 @@ async def main() -> None:
     parser.add_argument("--bootstrap", default=None)
     parser.add_argument("--rules", default="1,10,50")
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--before-tree", type=Path, default=None, help="also run a worker from this checkout"
+    )
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack_cm:
@@ -203,23 +240,32 @@ async def main() -> None:
                 f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
                 f"load avg {os.getloadavg()[0]:.1f}"
             )
+            before = " | before rec/s | after/before" if args.before_tree else ""
             print(
                 "| rules | pipeline rec/s | pipeline MB/s | plain loop rec/s | plain MB/s "
-                "| cost ratio |"
+                f"| cost ratio | plain, models rec/s{before} | load avg |"
             )
-            print("|---:|---:|---:|---:|---:|---:|")
+            print(
+                "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if before else "") + "---:|"
+            )
             for count in (int(c) for c in args.rules.split(",")):
                 rules = rules_for(count)
                 tag = uuid.uuid4().hex[:6]
-                plain_s = await plain_loop(settings, rules, f"bench-plain-{tag}", len(records))
-                pipe_s = await pipeline_worker(
-                    settings, rules, f"bench-pipe-{tag}", len(records), home
-                )
                 n = len(records)
+                plain_s = await plain_loop(settings, rules, f"bench-plain-{tag}", n)
+                models_s = await plain_loop(settings, rules, f"bench-models-{tag}", n, True)
+                pipe_s = await pipeline_worker(settings, rules, f"bench-pipe-{tag}", n, home)
+                cells = ""
+                if args.before_tree:
+                    before_s = await pipeline_worker(
+                        settings, rules, f"bench-before-{tag}", n, home, args.before_tree
+                    )
+                    cells = f" {n / before_s:,.0f} | {before_s / pipe_s:.2f}x |"
                 print(
                     f"| {count} | {n / pipe_s:,.0f} | {raw_bytes / pipe_s / 1e6:.1f} | "
                     f"{n / plain_s:,.0f} | {raw_bytes / plain_s / 1e6:.1f} | "
-                    f"{pipe_s / plain_s:.2f}x |",
+                    f"{pipe_s / plain_s:.2f}x | {n / models_s:,.0f} |{cells} "
+                    f"{os.getloadavg()[0]:.1f} |",
                     flush=True,
                 )
         finally:

@@ -4,7 +4,16 @@ The pure part (``rules``, ``matcher``) is importable without Faust; the worker (
 ``agents``, ``cli``) loads Faust only when a worker or ``watch`` runs.
 """
 
-from pipeline.matcher import Decision, SourcePos, StreamMemory, decide, earlier_message, evaluate
+from pipeline.matcher import (
+    Decision,
+    Publish,
+    SourcePos,
+    StreamMemory,
+    decide,
+    earlier_message,
+    earlier_publish,
+    evaluate,
+)
 from pipeline.rules import (
     RECORDING_RULE,
     Rule,
@@ -22,6 +31,7 @@ from pipeline.rules import (
 __all__ = [
     "RECORDING_RULE",
     "Decision",
+    "Publish",
     "Rule",
     "RuleProblem",
     "RuleSet",
@@ -32,6 +42,7 @@ __all__ = [
     "build_ruleset",
     "decide",
     "earlier_message",
+    "earlier_publish",
     "evaluate",
     "merge_specs",
     "parse_rules_document",

@@ -14,7 +14,14 @@ Stream semantics:
 * earlier segments that did not match on their own are remembered by source position (bounded by
   ``max_pending``) and re-read when a later segment matches, then published before it;
 * a closed segment ends the stream: its memory is dropped (tables do not grow forever), for a
-  matched stream once the worker has committed past the closing segment.
+  matched stream once the worker has committed past the closing segment; a stream whose
+  closing segment is the first the memory hears of it is never written at all.
+
+Output: ``Publish`` describes a matched-stream message without holding the record (rule settings,
+matched indices, redacted entries when a rule redacts). ``Publish.encode`` writes it for a
+``RecordView``, splicing the record's published bytes when no entry changed, so the worker never
+decodes or re-encodes packets; ``Publish.message`` builds the ``MatchedStream`` model (tests,
+tools); both give the same bytes (``tests/unit/schema``, ``tests/unit/pipeline``).
 
 Determinism: a segment processed twice (a worker killed after publishing, before committing) is
 processed against the memory as it was before its batch or as it was after; the message depends
@@ -29,16 +36,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.rules import RuleSet
-from streamtap.schema import MatchedStream, RuleSettings, StreamRecord
+from streamtap.schema import (
+    MatchedStream,
+    RecordView,
+    RuleSettings,
+    StreamRecord,
+    encode_matched_view,
+)
 
 __all__ = [
     "Decision",
+    "Publish",
+    "Segment",
     "SourcePos",
     "StreamMemory",
     "decide",
     "earlier_message",
+    "earlier_publish",
     "evaluate",
 ]
+
+
+#: a segment to decide on: the full model, or the pipeline's view with packets left as base64
+Segment = StreamRecord | RecordView
 
 
 @dataclass(frozen=True, order=True)
@@ -106,10 +126,51 @@ class StreamMemory:
 
 
 @dataclass(frozen=True)
-class Decision:
-    """What to do with one segment, in order: publish ``refetch`` (re-read), then ``message``."""
+class Publish:
+    """One matched-stream message for a segment, minus the segment itself."""
 
-    message: MatchedStream | None
+    #: every rule the message carries, sorted by name, with its recording settings
+    rules: dict[str, RuleSettings]
+    #: per rule (same order), indices of this segment's entries that matched it
+    matched_entries: dict[str, tuple[int, ...]]
+    #: the entries after ``redact()``; None when no carried rule redacts (the segment's own)
+    entries: tuple[dict[str, Any], ...] | None
+    source_partition: int | None
+    source_offset: int | None
+
+    def encode(self, view: RecordView) -> bytes:
+        """The message's bytes for ``view`` (the segment this was decided for)."""
+        return encode_matched_view(
+            view,
+            rules=self.rules,
+            matched_entries=self.matched_entries,
+            source_partition=self.source_partition,
+            source_offset=self.source_offset,
+            entries=self.entries,
+        )
+
+    def message(self, record: Segment) -> MatchedStream:
+        """The message as a model (decodes a view's packets)."""
+        if isinstance(record, RecordView):
+            record = record.record()
+        if self.entries is not None:
+            record = record.model_copy(update={"entries": self.entries})
+        return MatchedStream(
+            record=record,
+            rules=self.rules,
+            matched_entries=self.matched_entries,
+            source_partition=self.source_partition,
+            source_offset=self.source_offset,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one segment, in order: publish ``refetch`` (re-read), then ``publish``."""
+
+    publish: Publish | None
+    #: the segment decided on (what ``publish`` is for)
+    segment: Segment | None = None
     #: earlier unmatched segments of this stream to re-read and publish before ``message``
     refetch: tuple[SourcePos, ...] = ()
     #: the stream's memory after this segment; ``None`` means forget the stream
@@ -120,8 +181,16 @@ class Decision:
     lost_earlier: int = 0
     matched_now: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
+    @property
+    def message(self) -> MatchedStream | None:
+        """The message as a model (for tests and tools; the worker encodes ``publish``)."""
+        if self.publish is None:
+            return None
+        assert self.segment is not None
+        return self.publish.message(self.segment)
 
-def evaluate(record: StreamRecord, ruleset: RuleSet) -> dict[str, tuple[int, ...]]:
+
+def evaluate(record: Segment, ruleset: RuleSet) -> dict[str, tuple[int, ...]]:
     """Rule name -> indices of this segment's entries that matched it."""
     hits: dict[str, list[int]] = {}
     if not ruleset.enabled:
@@ -132,25 +201,41 @@ def evaluate(record: StreamRecord, ruleset: RuleSet) -> dict[str, tuple[int, ...
     return {name: tuple(indices) for name, indices in sorted(hits.items())}
 
 
-def _message(
-    record: StreamRecord,
+def _publish(
+    record: Segment,
     ruleset: RuleSet,
     rule_names: frozenset[str],
     matched: Mapping[str, tuple[int, ...]],
     partition: int | None,
     offset: int | None,
-) -> MatchedStream:
-    rules: dict[str, RuleSettings] = {
-        name: ruleset.rules[name].settings for name in sorted(rule_names)
-    }
-    entries = tuple(ruleset.redact(dict(entry), rule_names) for entry in record.entries)
-    return MatchedStream(
-        record=record.model_copy(update={"entries": entries}),
-        rules=rules,
-        matched_entries={name: tuple(matched.get(name, ())) for name in sorted(rule_names)},
+) -> Publish:
+    names = sorted(rule_names)
+    entries = None
+    if any(ruleset.rules[name].redacts for name in names):
+        entries = tuple(ruleset.redact(dict(entry), rule_names) for entry in record.entries)
+    return Publish(
+        rules={name: ruleset.rules[name].settings for name in names},
+        matched_entries={name: tuple(matched.get(name, ())) for name in names},
+        entries=entries,
         source_partition=partition,
         source_offset=offset,
     )
+
+
+def earlier_publish(
+    record: Segment,
+    ruleset: RuleSet,
+    rule_names: frozenset[str],
+    partition: int,
+    offset: int,
+) -> Publish:
+    """The message for an earlier segment re-read because a later one matched.
+
+    Its entries did not match (else it would have been published then), so every rule carries
+    an empty index list; redaction still applies.
+    """
+    names = frozenset(n for n in rule_names if n in ruleset.rules)
+    return _publish(record, ruleset, names, {}, partition, offset)
 
 
 def earlier_message(
@@ -160,17 +245,12 @@ def earlier_message(
     partition: int,
     offset: int,
 ) -> MatchedStream:
-    """The message for an earlier segment re-read because a later one matched.
-
-    Its entries did not match (else it would have been published then), so every rule carries
-    an empty index list; redaction still applies.
-    """
-    names = frozenset(n for n in rule_names if n in ruleset.rules)
-    return _message(record, ruleset, names, {}, partition, offset)
+    """``earlier_publish`` as a model."""
+    return earlier_publish(record, ruleset, rule_names, partition, offset).message(record)
 
 
 def decide(
-    record: StreamRecord,
+    record: Segment,
     ruleset: RuleSet,
     memory: StreamMemory | None,
     *,
@@ -196,12 +276,12 @@ def decide(
         )
 
     if rule_names:
-        message = _message(record, ruleset, rule_names, matched, partition, offset)
+        publish: Publish | None = _publish(record, ruleset, rule_names, matched, partition, offset)
         refetch = memory.pending
         lost = memory.overflow
         after = StreamMemory(first=tuple(sorted(first.items())))
     else:
-        message = None
+        publish = None
         refetch = ()
         lost = 0
         after = memory
@@ -219,11 +299,15 @@ def decide(
     if record.closed:
         # The stream is over. An unmatched one is forgotten now; a matched one keeps its rules,
         # marked closed, until the worker has committed past this segment (then it is deleted),
-        # because a replay of this batch must still know which rules matched before it.
-        if first:
+        # because a replay of this batch must still know which rules matched before it. A stream
+        # with no memory before this segment (most streams: one segment, matched and closed)
+        # gets none: a replay decides it from nothing again and gives the same message, so the
+        # two changelog writes (marker, then deletion) would buy nothing.
+        if first and not memory.empty:
             closed = StreamMemory(first=tuple(sorted(first.items())), closed_at=(partition, offset))
             return Decision(
-                message=message,
+                publish=publish,
+                segment=record,
                 refetch=refetch,
                 memory=closed,
                 memory_changed=closed != memory,
@@ -231,7 +315,8 @@ def decide(
                 matched_now=matched,
             )
         return Decision(
-            message=message,
+            publish=publish,
+            segment=record,
             refetch=refetch,
             memory=None,
             memory_changed=not memory.empty,
@@ -239,7 +324,8 @@ def decide(
             matched_now=matched,
         )
     return Decision(
-        message=message,
+        publish=publish,
+        segment=record,
         refetch=refetch,
         memory=after,
         memory_changed=after != memory,

@@ -30,11 +30,11 @@ from typing import Any, Protocol
 import orjson
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
-from pipeline.matcher import SourcePos, StreamMemory, decide, earlier_message
+from pipeline.matcher import SourcePos, StreamMemory, decide, earlier_publish
 from pipeline.reload import RuleSources
 from pipeline.rules import RuleSet
 from pipeline.stats import PipelineStats
-from streamtap.schema import RecordError, StreamRecord, decode_record, encode_matched
+from streamtap.schema import RecordError, RecordView, view_record
 
 __all__ = ["Deliverer", "Incoming", "Outgoing", "SegmentProcessor"]
 
@@ -364,7 +364,9 @@ class SegmentProcessor:
             self._deadletter(item, "decode", "no value (tombstone)", out)
             return
         try:
-            record = decode_record(item.value)
+            # checked as decode_record checks it (a bad record is dead-lettered with pydantic's
+            # reason), but the packets stay base64: they are forwarded, never decoded here
+            record = view_record(item.value)
         except RecordError as exc:
             self._deadletter(item, "decode", str(exc), out)
             return
@@ -383,12 +385,12 @@ class SegmentProcessor:
             max_pending=self.max_pending,
         )
         stats = self.stats
-        if decision.message is not None:
-            names = frozenset(decision.message.rules)
+        if decision.publish is not None:
+            names = frozenset(decision.publish.rules)
             if decision.refetch:
                 await self._earlier(record, ruleset, decision.refetch, names, out, in_batch)
             stats.count_match(decision.matched_now)
-            value = encode_matched(decision.message)
+            value = decision.publish.encode(record)
             out.append(Outgoing(self.matched_topic, record.key, value, item))
             stats.published += 1
             stats.published_bytes += len(value)
@@ -412,7 +414,7 @@ class SegmentProcessor:
 
     async def _earlier(
         self,
-        record: StreamRecord,
+        record: RecordView,
         ruleset: RuleSet,
         positions: Sequence[SourcePos],
         names: frozenset[str],
@@ -426,7 +428,7 @@ class SegmentProcessor:
             earlier = None
             if raw is not None:
                 try:
-                    earlier = decode_record(raw)
+                    earlier = view_record(raw)
                 except RecordError:
                     earlier = None
             if earlier is None or earlier.stream_id != record.stream_id:
@@ -439,8 +441,8 @@ class SegmentProcessor:
                     pos.offset,
                 )
                 continue
-            message = earlier_message(earlier, ruleset, names, pos.partition, pos.offset)
-            value = encode_matched(message)
+            publish = earlier_publish(earlier, ruleset, names, pos.partition, pos.offset)
+            value = publish.encode(earlier)
             source = Incoming(pos.partition, pos.offset, earlier.key, raw)
             out.append(Outgoing(self.matched_topic, earlier.key, value, source))
             self.stats.published += 1

@@ -334,6 +334,7 @@ class WorkerProcess:
         rules_file: Any = None,
         extra_args: tuple[str, ...] = (),
         log_path: Any = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         import os
         import sys
@@ -345,6 +346,7 @@ class WorkerProcess:
         env.pop("STREAMTAP_CONFIG", None)
         env["STREAMTAP_HOME"] = str(home)
         env["RECORDING_KFL"] = recording_kfl
+        env.update(extra_env or {})  # e.g. PYTHONPATH: another checkout's code (benchmarks)
         self.env = env
         self.argv = [
             str(Path(sys.executable).parent / "streamtap"),

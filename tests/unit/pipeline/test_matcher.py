@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.matcher import SourcePos, StreamMemory, decide, earlier_message, evaluate
+from pipeline.matcher import (
+    SourcePos,
+    StreamMemory,
+    decide,
+    earlier_message,
+    earlier_publish,
+    evaluate,
+)
 from pipeline.rules import RuleSet, RuleSpec, build_ruleset
-from pipeline.testing import TableCompiler, make_entry, make_record
-from streamtap.schema import encode_matched
+from pipeline.testing import TableCompiler, corpus_records, make_entry, make_record
+from streamtap.schema import (
+    StreamRecord,
+    decode_matched,
+    encode_matched,
+    encode_record,
+    view_record,
+)
 
 HTTP = make_entry("http")
 DNS = make_entry("dns")
@@ -31,7 +46,7 @@ def test_evaluate_lists_matching_entry_indices_per_rule() -> None:
     }
 
 
-def test_single_matching_segment_is_published_and_marked_closed() -> None:
+def test_single_matching_segment_is_published_and_leaves_no_memory() -> None:
     d = decide(
         make_record(entries=(HTTP,)), rules(web="http"), None, partition=2, offset=7, max_pending=4
     )
@@ -40,6 +55,29 @@ def test_single_matching_segment_is_published_and_marked_closed() -> None:
     assert set(d.message.rules) == {"web"}
     assert (d.message.source_partition, d.message.source_offset) == (2, 7)
     assert d.refetch == ()
+    # nothing was remembered before it, so a replay needs nothing either: no table write
+    assert d.memory is None and not d.memory_changed
+
+
+def test_a_matched_stream_closing_is_marked_closed_until_committed() -> None:
+    rs = rules(web="http")
+    opened = decide(
+        make_record(segment=0, closed=False, entries=(HTTP,)),
+        rs,
+        None,
+        partition=2,
+        offset=6,
+        max_pending=4,
+    )
+    d = decide(
+        make_record(segment=1, closed=True, entries=(TCP,)),
+        rs,
+        opened.memory,
+        partition=2,
+        offset=7,
+        max_pending=4,
+    )
+    assert d.message is not None and d.message.matched_entries == {"web": ()}
     # kept (marked closed) until the worker commits past it; then the agent deletes it
     assert d.memory == StreamMemory(first=(("web", 0),), closed_at=(2, 7)) and d.memory_changed
 
@@ -296,3 +334,58 @@ def test_a_replayed_batch_publishes_identical_messages(
         for seg, message in again.items():
             assert seg in first
             assert encode_matched(message) == encode_matched(first[seg])
+
+
+# -- the worker's encoding: a view of the record, its bytes spliced when nothing is redacted ---
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
+
+
+def _segments() -> list[StreamRecord]:
+    records = [
+        *corpus_records(CORPUS / "mixed-http-dns-204-304.pcap"),
+        *corpus_records(CORPUS / "dns-tcp.pcap"),
+    ]
+    secret = make_record(
+        stream="s9", segment=1, closed=False, entries=(make_entry("http", secret="pw"), TCP)
+    )
+    return [*records, secret]
+
+
+@pytest.mark.parametrize(
+    "queries",
+    [{"web": "http"}, {"any": "http or dns", "hide": "secret"}, {"web": "http", "names": "dns"}],
+)
+def test_a_view_decides_and_encodes_as_the_model_does(queries: dict[str, str]) -> None:
+    rs = rules(**queries)
+    published = 0
+    for record in _segments():
+        view = view_record(encode_record(record))
+        assert view.raw is not None  # the sensor's form: the splice path is the one tested
+        for memory in (None, StreamMemory.matched(**dict.fromkeys(queries, 0))):
+            by_model = decide(record, rs, memory, partition=1, offset=2, max_pending=4)
+            by_view = decide(view, rs, memory, partition=1, offset=2, max_pending=4)
+            assert by_view.publish == by_model.publish
+            assert by_view.memory == by_model.memory
+            if by_model.publish is None:
+                continue
+            published += 1
+            redacts = any(rs.rules[n].redacts for n in by_model.publish.rules)
+            assert (by_view.publish.entries is None) == (not redacts)
+            assert by_view.publish.encode(view) == encode_matched(by_model.message)
+            earlier = earlier_publish(view, rs, frozenset(queries), 3, 4)
+            assert earlier.encode(view) == encode_matched(
+                earlier_message(record, rs, frozenset(queries), 3, 4)
+            )
+    assert published > 10
+
+
+def test_redacted_entries_are_what_the_view_publishes() -> None:
+    rs = rules(hide="secret")
+    record = make_record(entries=(make_entry("http", secret="pw"),))
+    view = view_record(encode_record(record))
+    d = decide(view, rs, None, partition=0, offset=0, max_pending=4)
+    assert d.publish is not None
+    message = decode_matched(d.publish.encode(view))
+    assert message.record.entries[0]["secret"] == "[REDACTED]"
+    assert b'"pw"' not in d.publish.encode(view)

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
-from pipeline.matcher import SourcePos
+from pipeline.matcher import SourcePos, decide
 from pipeline.process import Deliverer, Incoming, Outgoing, SegmentProcessor
 from pipeline.reload import RuleSources
 from pipeline.stats import PipelineStats
-from pipeline.testing import TableCompiler, make_entry, make_record
-from streamtap.schema import decode_matched, encode_record
+from pipeline.testing import TableCompiler, corpus_records, make_entry, make_record
+from streamtap.schema import (
+    RecordError,
+    decode_matched,
+    decode_record,
+    encode_matched,
+    encode_record,
+)
 
 
 class Producer:
@@ -140,7 +148,10 @@ async def test_earlier_segments_are_published_before_the_match_in_order() -> Non
 async def test_closed_stream_memory_is_deleted_once_committed() -> None:
     commits: dict[int, int] = {}
     proc, producer, memory = processor(committed=commits)
-    rec = make_record(stream="s3", segment=0, closed=True, entries=(make_entry("http"),))
+    opened = make_record(stream="s3", segment=0, closed=False, entries=(make_entry("http"),))
+    await proc.handle([incoming(opened, 4)])
+    producer.sent.clear()
+    rec = make_record(stream="s3", segment=1, closed=True, entries=(make_entry("tcp"),))
     await proc.handle([incoming(rec, 5)])
     assert memory.data[b"s3"]["closed_at"] == [0, 5]
     assert [t for t, _, _ in producer.sent] == ["matched", "changelog"]  # memory after output
@@ -150,6 +161,14 @@ async def test_closed_stream_memory_is_deleted_once_committed() -> None:
     commits[0] = 6
     await proc.handle([incoming(other, 7)])
     assert b"s3" not in memory.data
+
+
+async def test_a_stream_matched_and_closed_in_one_segment_writes_no_memory() -> None:
+    proc, producer, memory = processor()
+    rec = make_record(stream="s5", segment=0, closed=True, entries=(make_entry("http"),))
+    await proc.handle([incoming(rec, 5)])
+    assert [t for t, _, _ in producer.sent] == ["matched"]
+    assert memory.writes == []
 
 
 async def test_a_restarted_processor_finds_closed_memories_to_clean() -> None:
@@ -194,3 +213,50 @@ async def test_records_the_consumer_skipped_are_read_and_processed_first() -> No
     assert proc.stats.gaps_filled == 2
     await proc.handle([incoming(s2, 13)])  # contiguous now: nothing more is read
     assert proc.stats.gaps_filled == 2
+
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
+
+
+async def test_published_bytes_are_what_encode_matched_writes_for_the_decoded_record() -> None:
+    """The worker forwards the record's bytes instead of decoding and re-encoding them; the
+    output must be exactly what the model path (decode_record, decide, encode_matched) gives."""
+    records = corpus_records(CORPUS / "mixed-http-dns-204-304.pcap")
+    proc, producer, _ = processor(kfl="http or dns")
+    await proc.handle([incoming(r, i) for i, r in enumerate(records)])
+    ruleset = proc.sources.current
+    expected = []
+    for i, record in enumerate(records):
+        model = decode_record(encode_record(record))
+        d = decide(model, ruleset, None, partition=0, offset=i, max_pending=8)
+        if d.message is not None:
+            expected.append(encode_matched(d.message))
+    assert len(expected) > 5
+    assert [v for t, _, v in producer.sent if t == "matched"] == expected
+
+
+async def test_a_record_with_bad_packet_bytes_is_dead_lettered_with_the_decoders_reason() -> None:
+    """Packets are not decoded by the worker, but they are checked: a sink must never receive
+    a record it cannot decode."""
+    good = make_record(stream="p1", entries=(make_entry("http"),))
+    doc = orjson.loads(encode_record(good))
+    doc["packets"] = [{"ts_ns": 1, "linktype": 1, "wirelen": 3, "data": "not base64!"}]
+    bad = orjson.dumps(doc)
+    with pytest.raises(RecordError) as err:
+        decode_record(bad)
+    proc, producer, _ = processor()
+    await proc.handle([Incoming(0, 0, b"p1", bad)])
+    dead = [orjson.loads(v) for t, _, v in producer.sent if t == "dead"]
+    assert [(d["kind"], d["reason"]) for d in dead] == [("decode", str(err.value))]
+    assert not [t for t, _, _ in producer.sent if t == "matched"]
+
+
+async def test_a_valid_record_in_another_json_form_is_published_as_the_same_record() -> None:
+    record = make_record(stream="p2", entries=(make_entry("http"),))
+    doc = orjson.loads(encode_record(record))
+    doc["src"]["port"] = str(doc["src"]["port"])  # pydantic accepts "40000" for an int
+    proc, producer, _ = processor()
+    await proc.handle([Incoming(0, 0, b"p2", orjson.dumps(doc, option=orjson.OPT_INDENT_2))])
+    (value,) = [v for t, _, v in producer.sent if t == "matched"]
+    assert decode_matched(value).record == record
+    assert value == encode_matched(decode_matched(value))  # rebuilt in the canonical form
