@@ -3,8 +3,9 @@
 The loop is: consume -> batch per partition -> on close, record the close in the commit
 metadata -> hand the batch to its upload worker, which plans the objects and stores them ->
 after every object *and* manifest of a batch is stored, commit ``last offset + 1``. Each
-partition always goes to the same upload worker, so its batches are stored and committed in
-order; the consumer loop itself never waits on S3.
+partition always goes to the same upload worker, so its batches are planned, chained and
+committed in order (a worker sends the next batch's objects while the previous batch's manifests
+are pending, never its manifests); the consumer loop itself never waits on S3.
 
 Offsets and the commit metadata (``{"closes": [...]}``, the last offsets of batches closed but
 not yet stored) are the sink's only state. A sink that dies at any point restarts from the
@@ -123,6 +124,9 @@ class _Job:
     last_offset: int
     batch: ClosedBatch | SpilledBatch
     memory_bytes: int
+    #: the commit recording this batch's close (None: a previous run recorded it); True once
+    #: Kafka has it, False if the partition was lost first
+    recorded: asyncio.Task[bool] | None = None
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -183,6 +187,7 @@ class SinkService:
         # executor it would queue behind S3 calls that can block for seconds, and a batch
         # waiting to be planned is a batch not being uploaded.
         self._cpu: ThreadPoolExecutor | None = None
+        self._recording: set[asyncio.Task[bool]] = set()
 
     # --- ownership -----------------------------------------------------------------------
 
@@ -247,9 +252,9 @@ class SinkService:
                 except TimeoutError:
                     log.warning("shutdown: uploads still pending; Kafka will replay them")
         finally:
-            for task in [*workers, reporter]:
+            for task in [*workers, reporter, *self._recording]:
                 task.cancel()
-            await asyncio.gather(*workers, reporter, return_exceptions=True)
+            await asyncio.gather(*workers, reporter, *self._recording, return_exceptions=True)
             self._cpu.shutdown(wait=False, cancel_futures=True)
             log.info("sink stopped: %s", self.stats.line())
         if self._fatal is not None:
@@ -320,12 +325,17 @@ class SinkService:
         """Record the close, then queue the batch: in memory, or on disk past the memory cap.
 
         Planning (which reads recent manifests) and uploading both happen in the upload
-        worker, so this loop never waits on S3 and keeps polling Kafka while S3 is away.
+        worker, so this loop never waits on S3 and keeps polling Kafka while S3 is away. The
+        commit that records the close runs beside this loop too (a round trip per batch that
+        decoding need not wait for); the worker waits for it before planning the batch, so
+        nothing of a batch is stored before its close is in Kafka.
         """
+        recorded = None
         if batch.last_offset not in state.closes:
             state.closes.append(batch.last_offset)
-            if not await self._commit(tp, state):
-                return  # partition lost before the close was recorded: the new owner redoes it
+            recorded = asyncio.create_task(self._commit(tp, state))
+            self._recording.add(recorded)
+            recorded.add_done_callback(self._recording.discard)
         size = batch.size
         held: ClosedBatch | SpilledBatch = batch
         memory = size
@@ -338,7 +348,7 @@ class SinkService:
         self.stats.pending_bytes += memory
         self.stats.pending_batches += 1
         self.stats.batches += 1
-        job = _Job(tp, state.generation, batch.last_offset, held, memory)
+        job = _Job(tp, state.generation, batch.last_offset, held, memory, recorded)
         await self._queues[tp.partition % len(self._queues)].put(job)
 
     def _plan_batch(self, batch: ClosedBatch) -> list[PlannedObject]:
@@ -366,7 +376,7 @@ class SinkService:
                 finished = asyncio.Event()
                 began = time.monotonic()
                 objects = await self._guarded(self._prepare(job))
-                if objects is None:
+                if objects is None:  # not ours any more, or the sink is failing
                     finished.set()
                     queue.task_done()
                 else:
@@ -431,8 +441,17 @@ class SinkService:
                 attempt += 1
                 await asyncio.sleep(delay)
 
-    async def _prepare(self, job: _Job) -> list[PlannedObject]:
+    async def _prepare(self, job: _Job) -> list[PlannedObject] | None:
+        """The batch's objects, once its close is recorded; None if it never was (the
+        partition was lost first: its new owner redoes the batch)."""
         held = job.batch
+        if job.recorded is not None and not await job.recorded:
+            if isinstance(held, SpilledBatch):
+                self.spill.release(held)
+                self.stats.spilled_bytes = self.spill.used
+            self.stats.pending_bytes -= job.memory_bytes
+            self.stats.pending_batches -= 1
+            return None
         batch = await asyncio.to_thread(held.load) if isinstance(held, SpilledBatch) else held
         objects: list[PlannedObject] = await self._until_done(
             f"planning batch {job.tp.partition}@{job.last_offset}",
@@ -483,6 +502,9 @@ class SinkService:
             if job.last_offset in state.closes:
                 state.closes.remove(job.last_offset)
             state.base = max(state.base, job.last_offset + 1)
+            # The next batch may write its manifests now; its own commit, serialised with this
+            # one, carries this batch's progress too.
+            finished.set()
             await self._commit(job.tp, state)
         finally:
             finished.set()
