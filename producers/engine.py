@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from mypy_extensions import mypyc_attr
 
@@ -51,10 +51,10 @@ from streamtap.schema import Gap, Node, StreamRecord, make_stream_id
 __all__ = ["Engine", "EngineConfig", "EngineStats"]
 
 #: coalescing of in-order TCP payload before it reaches a dissector (see _feed_buffered)
-_COALESCE_NS = 1_000_000
-_COALESCE_BYTES = 256 * 1024
+_COALESCE_NS: Final = 1_000_000
+_COALESCE_BYTES: Final = 256 * 1024
 
-_DIRS: tuple[Literal["client"], Literal["server"]] = ("client", "server")
+_DIRS: Final[tuple[Literal["client"], Literal["server"]]] = ("client", "server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +534,7 @@ class Engine:
                 self._emit(conn, closed=False)
 
 
-_DIR_ENUM = (Direction.CLIENT, Direction.SERVER)
+_DIR_ENUM: Final = (Direction.CLIENT, Direction.SERVER)
 
 
 def _direction(d: int) -> Direction:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -34,15 +34,15 @@ __all__ = [
 
 _M = TypeVar("_M", bound=BaseModel)
 
-_PROTOCOLS = {
+_PROTOCOLS: Final = {
     "tcp": {"name": "tcp", "abbr": "TCP", "version": "", "layer4": "tcp"},
     "udp": {"name": "udp", "abbr": "UDP", "version": "", "layer4": "udp"},
 }
 
 #: JSON bytes a raw packet costs beyond its base64 data (keys, numbers, punctuation).
-PACKET_OVERHEAD = 80
+PACKET_OVERHEAD: Final = 80
 #: the record's own fields plus room for the bare entry added when a segment is published
-RECORD_OVERHEAD = 2048
+RECORD_OVERHEAD: Final = 2048
 
 
 class Endpoints:
@@ -146,13 +146,13 @@ def bare_entry(
 
 
 #: bytes orjson writes unchanged inside a JSON string: 0x20-0x7F except quote and backslash
-_JSON_PLAIN = bytes(c for c in range(0x20, 0x80) if c not in (0x22, 0x5C))
+_JSON_PLAIN: Final = bytes(c for c in range(0x20, 0x80) if c not in (0x22, 0x5C))
 #: bytes escaped as two (backslash + one letter); other control bytes take six (\u00XX)
-_JSON_SHORT_ESCAPES = b'"\\\b\f\n\r\t'
+_JSON_SHORT_ESCAPES: Final = b'"\\\b\f\n\r\t'
 #: body texts at least this long are measured by ``json_text_size`` rather than serialised
-_LONG_TEXT = 256
+_LONG_TEXT: Final = 256
 #: where an HTTP entry keeps a body text: (side, holder) -> ``entry[side][holder]["text"]``
-_TEXT_SLOTS = (("request", "postData"), ("response", "content"))
+_TEXT_SLOTS: Final = (("request", "postData"), ("response", "content"))
 
 
 def json_text_size(text: str) -> int:
@@ -200,14 +200,14 @@ def record_size(frames: list[Frame]) -> int:
     return sum((len(f[3]) + 2) // 3 * 4 + PACKET_OVERHEAD for f in frames)
 
 
-_new = object.__new__
-_setattr = object.__setattr__
-_RAW_FIELDS = frozenset(RawPacket.model_fields)
+_new: Final = object.__new__
+_setattr: Final = object.__setattr__
+_RAW_FIELDS: Final = frozenset(RawPacket.model_fields)
 #: the fields ``build_record`` supplies (all but ``schema_version``, left at its default), so
 #: ``model_fields_set`` matches what ``model_validate`` of the same dict reports
-_RECORD_SET = frozenset(StreamRecord.model_fields) - {"schema_version"}
-_ENDPOINT_SET = frozenset(Endpoint.model_fields)
-_STATS_SET = frozenset(DirectionStats.model_fields)
+_RECORD_SET: Final = frozenset(StreamRecord.model_fields) - {"schema_version"}
+_ENDPOINT_SET: Final = frozenset(Endpoint.model_fields)
+_STATS_SET: Final = frozenset(DirectionStats.model_fields)
 
 
 def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) -> _M:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from producers.dissect.base import DissectError
 from producers.dissect.dns.codes import class_name, opcode_name, rcode_name, type_name
@@ -21,12 +21,12 @@ from producers.dissect.dns.names import NameCache, read_name
 
 __all__ = ["Message", "parse_message"]
 
-_HEADER = struct.Struct("!HHHHHH")
-_RR_FIXED = struct.Struct("!HHIH")
-_SOA_FIXED = struct.Struct("!IIIII")
-_SRV_FIXED = struct.Struct("!HHH")
+_HEADER: Final = struct.Struct("!HHHHHH")
+_RR_FIXED: Final = struct.Struct("!HHIH")
+_SOA_FIXED: Final = struct.Struct("!IIIII")
+_SRV_FIXED: Final = struct.Struct("!HHH")
 #: more records than could fit in a 64 KiB message are a lie
-_MAX_RECORDS = 65535 // 11
+_MAX_RECORDS: Final = 65535 // 11
 
 
 @dataclass(frozen=True, slots=True)

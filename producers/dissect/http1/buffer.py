@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from producers.dissect.base import DissectError
 
 __all__ = ["ReceiveBuffer", "head_end", "head_end_regex"]
 
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
 
 
 def head_end_regex(data: bytes | bytearray, pos: int) -> int:
@@ -41,7 +42,7 @@ def head_end(data: bytes | bytearray, pos: int) -> int:
     return -1
 
 
-_LEADING_BLANK = re.compile(rb"[\r\n]+")
+_LEADING_BLANK: Final = re.compile(rb"[\r\n]+")
 
 
 class ReceiveBuffer:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from producers.dissect.base import Direction, DissectError, Dissector, Item, ProtocolInfo
 from producers.dissect.http1.content import BodySink
@@ -44,14 +44,17 @@ from producers.dissect.limits import DEFAULT_LIMITS, DissectLimits
 
 __all__ = ["Http1Dissector"]
 
-_PROTOCOLS = {v: ProtocolInfo("http", "HTTP", v, "tcp") for v in ("1.0", "1.1", "")}
+_PROTOCOLS: Final = {v: ProtocolInfo("http", "HTTP", v, "tcp") for v in ("1.0", "1.1", "")}
 # enum members as module constants: an Enum attribute lookup costs ~65 ns in 3.11, and these
 # are read several times per exchange
-_BODY = SideState.BODY
-_CLIENT = Direction.CLIENT
-_F_NONE, _F_LENGTH, _F_CHUNKED = Framing.NONE, Framing.LENGTH, Framing.CHUNKED
-_F_CLOSE, _F_TUNNEL = Framing.CLOSE, Framing.TUNNEL
-_BODY_FRAMINGS = (_F_LENGTH, _F_CHUNKED, _F_CLOSE)
+_BODY: Final = SideState.BODY
+_CLIENT: Final = Direction.CLIENT
+_F_NONE: Final = Framing.NONE
+_F_LENGTH: Final = Framing.LENGTH
+_F_CHUNKED: Final = Framing.CHUNKED
+_F_CLOSE: Final = Framing.CLOSE
+_F_TUNNEL: Final = Framing.TUNNEL
+_BODY_FRAMINGS: Final = (_F_LENGTH, _F_CHUNKED, _F_CLOSE)
 
 
 @dataclass(slots=True)

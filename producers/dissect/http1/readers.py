@@ -9,6 +9,7 @@ lines without a colon) and strict where sloppiness would make us misframe the st
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from producers.dissect.base import DissectError
 from producers.dissect.http1.buffer import ReceiveBuffer
@@ -27,14 +28,14 @@ __all__ = [
     "split_status_line_regex",
 ]
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_STATUS_LINE = re.compile(r"(HTTP/[0-9]\.[0-9])[ \t]+([0-9]{3})(?:[ \t]+(.*))?")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_STATUS_LINE: Final = re.compile(r"(HTTP/[0-9]\.[0-9])[ \t]+([0-9]{3})(?:[ \t]+(.*))?")
+_HEX: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
 #: methods known to be tokens, so the token regex can be skipped for them
-_COMMON_METHODS = frozenset(
+_COMMON_METHODS: Final = frozenset(
     ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE")
 )
-_DIGITS = "0123456789"
+_DIGITS: Final = "0123456789"
 
 
 def parse_header_block(text: str, max_headers: int) -> tuple[tuple[str, str], ...]:
@@ -204,7 +205,7 @@ def split_status_line_regex(start: str) -> tuple[str, str, str] | None:
 
 
 #: the end of a message with no framing bytes left (events are frozen, so one is shared)
-END = EndOfMessage(0)
+END: Final = EndOfMessage(0)
 
 
 class ContentLengthReader:
