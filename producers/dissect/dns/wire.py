@@ -29,8 +29,12 @@ _SRV_FIXED: Final = struct.Struct("!HHH")
 _MAX_RECORDS: Final = 65535 // 11
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
+    """One parsed DNS message. Never changed once made; not ``frozen`` and with a written-out
+    ``__init__`` because mypyc compiles this module but not dataclass-generated methods (see
+    ``producers.dissect.http1.events``)."""
+
     id: int
     is_response: bool
     opcode: int
@@ -41,6 +45,30 @@ class Message:
     authorities: list[dict[str, Any]]
     additionals: list[dict[str, Any]]
     size: int
+
+    def __init__(
+        self,
+        id: int,
+        is_response: bool,
+        opcode: int,
+        rcode: int,
+        truncated: bool,
+        questions: list[dict[str, Any]],
+        answers: list[dict[str, Any]],
+        authorities: list[dict[str, Any]],
+        additionals: list[dict[str, Any]],
+        size: int,
+    ) -> None:
+        self.id = id
+        self.is_response = is_response
+        self.opcode = opcode
+        self.rcode = rcode
+        self.truncated = truncated
+        self.questions = questions
+        self.answers = answers
+        self.authorities = authorities
+        self.additionals = additionals
+        self.size = size
 
     @property
     def question_key(self) -> tuple[str, str, str] | None:
