@@ -58,6 +58,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "producers.reassembly.conn",
     "producers.reassembly.table",
     "producers.reassembly.roles",
+    "producers.dissect.base",
     "producers.dissect.http1.buffer",
     "producers.dissect.http1.readers",
     "producers.dissect.http1.side",
