@@ -16,6 +16,9 @@ runs first thing when ``producers`` is imported and picks one mode for all of th
   Python sources are imported instead (``make native`` rebuilds);
 * ``"pure"``: no build, or ``STREAMTAP_PURE=1`` in the environment.
 
+Module-level constants of the compiled modules are annotated ``Final``: mypyc keeps those in
+C statics, where any other module global is looked up in the module's dict on every use.
+
 This module is never compiled itself and imports nothing from the package.
 """
 
@@ -55,6 +58,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "producers.reassembly.conn",
     "producers.reassembly.table",
     "producers.reassembly.roles",
+    "producers.dissect.base",
     "producers.dissect.http1.buffer",
     "producers.dissect.http1.readers",
     "producers.dissect.http1.side",

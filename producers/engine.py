@@ -27,9 +27,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-import orjson
 from mypy_extensions import mypyc_attr
 
 import producers.dissect as dissect
@@ -44,6 +43,7 @@ from producers.records import (
     Endpoints,
     bare_entry,
     build_record,
+    entry_size,
     item_entry,
 )
 from streamtap.schema import Gap, Node, StreamRecord, make_stream_id
@@ -51,10 +51,10 @@ from streamtap.schema import Gap, Node, StreamRecord, make_stream_id
 __all__ = ["Engine", "EngineConfig", "EngineStats"]
 
 #: coalescing of in-order TCP payload before it reaches a dissector (see _feed_buffered)
-_COALESCE_NS = 1_000_000
-_COALESCE_BYTES = 256 * 1024
+_COALESCE_NS: Final = 1_000_000
+_COALESCE_BYTES: Final = 256 * 1024
 
-_DIRS: tuple[Literal["client"], Literal["server"]] = ("client", "server")
+_DIRS: Final[tuple[Literal["client"], Literal["server"]]] = ("client", "server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +448,7 @@ class Engine:
         if item.protocol.name == "dns":
             self.names.learn(item.request, item.response)
         entry = item_entry(ends, st.index, item, self._names(ends))
-        size = len(orjson.dumps(entry))
+        size = entry_size(entry)
         if st.est + size > self.config.max_record_bytes and st.frames:
             self._emit(conn, closed=False)  # the entry opens the next segment instead
         self._add_entry(st, entry, size)
@@ -457,7 +457,7 @@ class Engine:
     def _add_entry(self, st: _Stream, entry: dict[str, Any], size: int = 0) -> None:
         st.index += 1
         st.entries.append(entry)
-        size = size or len(orjson.dumps(entry))
+        size = size or entry_size(entry)
         st.est += size
         self._held += size
         self.stats.entries += 1
@@ -534,7 +534,7 @@ class Engine:
                 self._emit(conn, closed=False)
 
 
-_DIR_ENUM = (Direction.CLIENT, Direction.SERVER)
+_DIR_ENUM: Final = (Direction.CLIENT, Direction.SERVER)
 
 
 def _direction(d: int) -> Direction:

@@ -9,11 +9,11 @@ an LRU with a size cap, so a resolver's worth of answers cannot grow it without 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["NameTable"]
 
-_MAX_CHAIN = 16  # CNAME hops followed back to the question; more is a loop
+_MAX_CHAIN: Final = 16  # CNAME hops followed back to the question; more is a loop
 
 
 class NameTable:

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Final
 
 from producers.capture import Frame
 
 __all__ = ["FragmentReassembler"]
 
-_MAX_DATAGRAM = 65_535
+_MAX_DATAGRAM: Final = 65_535
 
 
 @dataclass(slots=True)

@@ -7,6 +7,8 @@ hot case and the decoder inlines it; this module serves every link type, Etherne
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = [
     "ETH_IPV4",
     "ETH_IPV6",
@@ -16,21 +18,21 @@ __all__ = [
     "link_header",
 ]
 
-ETH_IPV4 = 0x0800
-ETH_IPV6 = 0x86DD
-VLAN_ETHERTYPES = frozenset((0x8100, 0x88A8, 0x9100))
-MAX_VLAN_TAGS = 4  # QinQ is 2; more is a loop in hostile input
+ETH_IPV4: Final = 0x0800
+ETH_IPV6: Final = 0x86DD
+VLAN_ETHERTYPES: Final = frozenset((0x8100, 0x88A8, 0x9100))
+MAX_VLAN_TAGS: Final = 4  # QinQ is 2; more is a loop in hostile input
 
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_LOOP = 108
-LINKTYPE_SLL = 113
-LINKTYPE_SLL2 = 276
-LINKTYPE_RAW = frozenset((101, 12, 14))
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
+LINKTYPE_NULL: Final = 0
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_LOOP: Final = 108
+LINKTYPE_SLL: Final = 113
+LINKTYPE_SLL2: Final = 276
+LINKTYPE_RAW: Final = frozenset((101, 12, 14))
+LINKTYPE_IPV4: Final = 228
+LINKTYPE_IPV6: Final = 229
 
-LINKTYPE_NAMES = {
+LINKTYPE_NAMES: Final = {
     0: "null",
     1: "ethernet",
     12: "raw",
@@ -45,7 +47,7 @@ LINKTYPE_NAMES = {
 
 # BSD address families in the NULL/LOOP header: AF_INET is 2 everywhere, AF_INET6 differs by OS
 # (10 Linux, 24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS).
-_AF_INET6 = frozenset((10, 24, 28, 30))
+_AF_INET6: Final = frozenset((10, 24, 28, 30))
 
 
 def _vlan_tags(data: bytes, etype: int, off: int) -> tuple[int, int, tuple[int, ...]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from producers.capture import Frame
 from producers.decode.fragments import FragmentReassembler
@@ -18,17 +18,17 @@ from producers.decode.link import ETH_IPV4, ETH_IPV6, VLAN_ETHERTYPES, link_head
 
 __all__ = ["TCP", "UDP", "Decoder", "Packet"]
 
-TCP = 6
-UDP = 17
+TCP: Final = 6
+UDP: Final = 17
 
-_IPV6_EXT = frozenset((0, 43, 60))  # hop-by-hop, routing, destination options: (len+1)*8
-_AH = 51
-_FRAG6 = 44
-_MAX_EXT_HEADERS = 8
+_IPV6_EXT: Final = frozenset((0, 43, 60))  # hop-by-hop, routing, destination options: (len+1)*8
+_AH: Final = 51
+_FRAG6: Final = 44
+_MAX_EXT_HEADERS: Final = 8
 
-_u16 = struct.Struct("!H").unpack_from
-_tcp_hdr = struct.Struct("!HHIIBB").unpack_from
-_udp_hdr = struct.Struct("!HHH").unpack_from
+_u16: Final = struct.Struct("!H").unpack_from
+_tcp_hdr: Final = struct.Struct("!HHIIBB").unpack_from
+_udp_hdr: Final = struct.Struct("!HHH").unpack_from
 
 
 class Packet(NamedTuple):
@@ -52,7 +52,7 @@ class Packet(NamedTuple):
     frames: tuple[Frame, ...]
 
 
-_new_packet = tuple.__new__
+_new_packet: Final = tuple.__new__
 
 
 class Decoder:
@@ -259,7 +259,7 @@ class Decoder:
         return None
 
 
-_PROTO_NAMES = {
+_PROTO_NAMES: Final = {
     1: "icmp",
     2: "igmp",
     47: "gre",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from mypy_extensions import mypyc_attr
 
 __all__ = ["Direction", "DissectError", "Dissector", "Item", "ProtocolInfo"]
 
@@ -45,18 +47,40 @@ class Item:
     """One dissected exchange; becomes one entry once the common fields are added.
 
     ``request`` and ``response`` are already in the JSON shape ENTRY.md gives for the protocol.
+    ``__init__`` is written out so that mypyc compiles it (one Item per exchange).
     """
 
     protocol: ProtocolInfo
     ts_ns: int
     request: dict[str, Any] | None
-    response: dict[str, Any] | None = None
-    response_ts_ns: int | None = None
-    request_size: int = 0
-    response_size: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    response: dict[str, Any] | None
+    response_ts_ns: int | None
+    request_size: int
+    response_size: int
+    extra: dict[str, Any]
+
+    def __init__(
+        self,
+        protocol: ProtocolInfo,
+        ts_ns: int,
+        request: dict[str, Any] | None,
+        response: dict[str, Any] | None = None,
+        response_ts_ns: int | None = None,
+        request_size: int = 0,
+        response_size: int = 0,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.ts_ns = ts_ns
+        self.request = request
+        self.response = response
+        self.response_ts_ns = response_ts_ns
+        self.request_size = request_size
+        self.response_size = response_size
+        self.extra = {} if extra is None else extra
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # dissectors of tests (and plugins) extend it
 class Dissector(ABC):
     """Bytes in, items out. One instance per stream.
 

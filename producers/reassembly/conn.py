@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 from producers.reassembly.half import Budget, HalfStream, StreamSink
 
 __all__ = ["Conn", "address_text"]
 
-_TEXT: dict[bytes, str] = {}
-_TEXT_MAX = 65_536
+_TEXT: Final[dict[bytes, str]] = {}
+_TEXT_MAX: Final = 65_536
 
 
 def address_text(packed: bytes) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import Counter, deque
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 __all__ = ["Budget", "HalfStream", "StreamSink"]
 
-_HALF = 0x80000000
-_MASK = 0xFFFFFFFF
+_HALF: Final = 0x80000000
+_MASK: Final = 0xFFFFFFFF
 
 
 class StreamSink(Protocol):

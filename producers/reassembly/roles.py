@@ -16,10 +16,12 @@ For UDP the first datagram's sender is the client, unless only its *own* port is
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["SERVICE_PORTS", "looks_like_request", "looks_like_response", "sender_is_client"]
 
 #: Server ports above 1023 common enough to trust (HTTP alternates, databases, brokers, gRPC).
-SERVICE_PORTS = frozenset(
+SERVICE_PORTS: Final = frozenset(
     (
         1080,
         1433,
@@ -52,7 +54,7 @@ SERVICE_PORTS = frozenset(
     )
 )
 
-_METHODS = (
+_METHODS: Final = (
     b"GET ",
     b"POST ",
     b"PUT ",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from producers.decode import TCP, Packet
 from producers.reassembly.conn import Conn
@@ -20,8 +20,11 @@ from producers.reassembly.roles import looks_like_request, looks_like_response, 
 
 __all__ = ["FlowListener", "FlowTable", "ReassemblyConfig"]
 
-_FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
-_MASK = 0xFFFFFFFF
+_FIN: Final = 0x01
+_SYN: Final = 0x02
+_RST: Final = 0x04
+_ACK: Final = 0x10
+_MASK: Final = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,16 @@ _Key = tuple[int, tuple[str, str, str] | None]
 
 @dataclass(slots=True)
 class _Query:
+    """A query waiting for its response (``__init__`` written out so mypyc compiles it)."""
+
     msg: Message
     ts_ns: int
     wire: int
+
+    def __init__(self, msg: Message, ts_ns: int, wire: int) -> None:
+        self.msg = msg
+        self.ts_ns = ts_ns
+        self.wire = wire
 
 
 class DnsDissector(Dissector):

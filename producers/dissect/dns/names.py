@@ -7,12 +7,14 @@ follows a pointer (at most ``MAX_POINTERS``), so any name costs bounded work.
 
 from __future__ import annotations
 
+from typing import Final
+
 from producers.dissect.base import DissectError
 
 __all__ = ["MAX_NAME_OCTETS", "MAX_POINTERS", "NameCache", "read_name"]
 
-MAX_NAME_OCTETS = 255
-MAX_POINTERS = 64
+MAX_NAME_OCTETS: Final = 255
+MAX_POINTERS: Final = 64
 
 
 def _label_text(label: bytes) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from producers.dissect.base import DissectError
 from producers.dissect.dns.codes import class_name, opcode_name, rcode_name, type_name
@@ -21,16 +21,20 @@ from producers.dissect.dns.names import NameCache, read_name
 
 __all__ = ["Message", "parse_message"]
 
-_HEADER = struct.Struct("!HHHHHH")
-_RR_FIXED = struct.Struct("!HHIH")
-_SOA_FIXED = struct.Struct("!IIIII")
-_SRV_FIXED = struct.Struct("!HHH")
+_HEADER: Final = struct.Struct("!HHHHHH")
+_RR_FIXED: Final = struct.Struct("!HHIH")
+_SOA_FIXED: Final = struct.Struct("!IIIII")
+_SRV_FIXED: Final = struct.Struct("!HHH")
 #: more records than could fit in a 64 KiB message are a lie
-_MAX_RECORDS = 65535 // 11
+_MAX_RECORDS: Final = 65535 // 11
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
+    """One parsed DNS message. Never changed once made; not ``frozen`` and with a written-out
+    ``__init__`` because mypyc compiles this module but not dataclass-generated methods (see
+    ``producers.dissect.http1.events``)."""
+
     id: int
     is_response: bool
     opcode: int
@@ -41,6 +45,30 @@ class Message:
     authorities: list[dict[str, Any]]
     additionals: list[dict[str, Any]]
     size: int
+
+    def __init__(
+        self,
+        id: int,
+        is_response: bool,
+        opcode: int,
+        rcode: int,
+        truncated: bool,
+        questions: list[dict[str, Any]],
+        answers: list[dict[str, Any]],
+        authorities: list[dict[str, Any]],
+        additionals: list[dict[str, Any]],
+        size: int,
+    ) -> None:
+        self.id = id
+        self.is_response = is_response
+        self.opcode = opcode
+        self.rcode = rcode
+        self.truncated = truncated
+        self.questions = questions
+        self.answers = answers
+        self.authorities = authorities
+        self.additionals = additionals
+        self.size = size
 
     @property
     def question_key(self) -> tuple[str, str, str] | None:

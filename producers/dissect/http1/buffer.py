@@ -3,13 +3,46 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from producers.dissect.base import DissectError
 
-__all__ = ["ReceiveBuffer"]
+__all__ = ["ReceiveBuffer", "head_end", "head_end_regex"]
 
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_LEADING_BLANK = re.compile(rb"[\r\n]+")
+_HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
+
+
+def head_end_regex(data: bytes | bytearray, pos: int) -> int:
+    """Where the first ``\\r?\\n\\r?\\n`` at or after ``pos`` ends, or -1: the reference
+    for ``head_end``."""
+    m = _HEAD_END.search(data, pos)
+    return -1 if m is None else m.end()
+
+
+def head_end(data: bytes | bytearray, pos: int) -> int:
+    """``head_end_regex`` by hopping from LF to LF with ``find``.
+
+    The regex engine tries the pattern at every byte of a head (~2 us per head in the compiled
+    engine); ``find`` skips to the next LF in C. The first match starts at the first LF (from
+    ``pos``) followed by LF or CRLF, so its end is right after that pair. ``test_http1_buffer``
+    checks both agree on generated and random input.
+    """
+    n = len(data)
+    i = data.find(b"\n", pos)
+    while i >= 0:
+        j = i + 1
+        if j >= n:
+            return -1
+        c = data[j]
+        if c == 10:
+            return j + 1
+        if c == 13 and j + 1 < n and data[j + 1] == 10:
+            return j + 2
+        i = data.find(b"\n", j)
+    return -1
+
+
+_LEADING_BLANK: Final = re.compile(rb"[\r\n]+")
 
 
 class ReceiveBuffer:
@@ -73,15 +106,15 @@ class ReceiveBuffer:
         Raises DissectError once the unfinished section outgrows the cap: nothing legitimate
         needs more, and waiting longer would let a peer make us buffer without bound.
         """
-        m = _HEAD_END.search(self._data, max(0, self._scanned - 3))
-        if m is None:
+        end = head_end(self._data, max(0, self._scanned - 3))
+        if end < 0:
             if len(self._data) > self.head_cap:
                 raise DissectError(f"HTTP header section over {self.head_cap} bytes")
             self._scanned = len(self._data)
             return None
-        if m.end() > self.head_cap:
+        if end > self.head_cap:
             raise DissectError(f"HTTP header section over {self.head_cap} bytes")
-        return self.take(m.end())
+        return self.take(end)
 
     def take_line(self, cap: int) -> bytes | None:
         """One line including its LF, or None if incomplete; DissectError past ``cap``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import codecs
 import zlib
-from typing import Protocol
+from typing import Final, Protocol
 
 try:
     import brotli
@@ -20,9 +20,9 @@ except ImportError:  # pragma: no cover - brotli is a dependency, but optional h
 __all__ = ["BodySink", "render_body"]
 
 #: decode in steps of at most this many output bytes, so one step never allocates much
-_STEP = 64 * 1024
+_STEP: Final = 64 * 1024
 
-_TEXT_MIME_HINTS = (
+_TEXT_MIME_HINTS: Final = (
     "json",
     "xml",
     "javascript",
@@ -31,7 +31,7 @@ _TEXT_MIME_HINTS = (
     "yaml",
     "csv",
 )
-_BINARY_MIME_PREFIXES = (
+_BINARY_MIME_PREFIXES: Final = (
     "image/",
     "audio/",
     "video/",

@@ -27,8 +27,8 @@ gap were skipped), ``unmatched_response`` (no request seen: ``request`` is None)
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 from producers.dissect.base import Direction, DissectError, Dissector, Item, ProtocolInfo
 from producers.dissect.http1.content import BodySink
@@ -44,30 +44,48 @@ from producers.dissect.limits import DEFAULT_LIMITS, DissectLimits
 
 __all__ = ["Http1Dissector"]
 
-_PROTOCOLS = {v: ProtocolInfo("http", "HTTP", v, "tcp") for v in ("1.0", "1.1", "")}
+_PROTOCOLS: Final = {v: ProtocolInfo("http", "HTTP", v, "tcp") for v in ("1.0", "1.1", "")}
 # enum members as module constants: an Enum attribute lookup costs ~65 ns in 3.11, and these
 # are read several times per exchange
-_BODY = SideState.BODY
-_CLIENT = Direction.CLIENT
-_F_NONE, _F_LENGTH, _F_CHUNKED = Framing.NONE, Framing.LENGTH, Framing.CHUNKED
-_F_CLOSE, _F_TUNNEL = Framing.CLOSE, Framing.TUNNEL
-_BODY_FRAMINGS = (_F_LENGTH, _F_CHUNKED, _F_CLOSE)
+_BODY: Final = SideState.BODY
+_CLIENT: Final = Direction.CLIENT
+_F_NONE: Final = Framing.NONE
+_F_LENGTH: Final = Framing.LENGTH
+_F_CHUNKED: Final = Framing.CHUNKED
+_F_CLOSE: Final = Framing.CLOSE
+_F_TUNNEL: Final = Framing.TUNNEL
+_BODY_FRAMINGS: Final = (_F_LENGTH, _F_CHUNKED, _F_CLOSE)
 
 
 @dataclass(slots=True)
 class _Exchange:
-    """A request (None for a response nobody asked for) and what came back for it."""
+    """A request (None for a response nobody asked for) and what came back for it.
+
+    ``__init__`` is written out so that mypyc compiles it (see ``events``).
+    """
 
     request: Head | None
     ts_ns: int
-    req_sink: BodySink | None = None
-    req_wire: int = 0
-    req_done: bool = False
-    response: Head | None = None
-    resp_sink: BodySink | None = None
-    resp_wire: int = 0
-    resp_ts_ns: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    req_sink: BodySink | None
+    req_wire: int
+    req_done: bool
+    response: Head | None
+    resp_sink: BodySink | None
+    resp_wire: int
+    resp_ts_ns: int | None
+    extra: dict[str, Any]
+
+    def __init__(self, request: Head | None, ts_ns: int, req_wire: int = 0) -> None:
+        self.request = request
+        self.ts_ns = ts_ns
+        self.req_sink = None
+        self.req_wire = req_wire
+        self.req_done = False
+        self.response = None
+        self.resp_sink = None
+        self.resp_wire = 0
+        self.resp_ts_ns = None
+        self.extra = {}
 
 
 class Http1Dissector(Dissector):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
+from typing import Final
 
 from producers.dissect.http1.buffer import ReceiveBuffer
 from producers.dissect.http1.events import Body, EndOfMessage, Head
@@ -30,14 +31,14 @@ parse_head: Callable[[bytes, bool, int, int], Head] = _parse_head
 
 __all__ = ["Side", "SideState"]
 
-_REQUEST_START = re.compile(rb"(?m)^[A-Z][A-Z_\-]{1,19} [^ \r\n]+ HTTP/1\.[019]\r?\n")
-_RESPONSE_START = re.compile(rb"(?m)^HTTP/1\.[019] [1-5][0-9][0-9][ \r\n]")
+_REQUEST_START: Final = re.compile(rb"(?m)^[A-Z][A-Z_\-]{1,19} [^ \r\n]+ HTTP/1\.[019]\r?\n")
+_RESPONSE_START: Final = re.compile(rb"(?m)^HTTP/1\.[019] [1-5][0-9][0-9][ \r\n]")
 
 
 #: the reader of a message without a body; ``ContentLengthReader(0)`` never changes, so one
 #: instance serves every side
-_NO_BODY = ContentLengthReader(0)
-_CR_LF = b"\r\n"
+_NO_BODY: Final = ContentLengthReader(0)
+_CR_LF: Final = b"\r\n"
 
 
 class SideState(enum.Enum):
@@ -49,12 +50,14 @@ class SideState(enum.Enum):
 
 # enum members as module constants: an Enum attribute lookup costs ~65 ns in 3.11, and these
 # are read several times per HTTP message
-_HEAD = SideState.HEAD
-_BODY = SideState.BODY
-_TUNNEL = SideState.TUNNEL
-_RESYNC = SideState.RESYNC
-_F_TUNNEL, _F_LENGTH = Framing.TUNNEL, Framing.LENGTH
-_F_CHUNKED, _F_CLOSE = Framing.CHUNKED, Framing.CLOSE
+_HEAD: Final = SideState.HEAD
+_BODY: Final = SideState.BODY
+_TUNNEL: Final = SideState.TUNNEL
+_RESYNC: Final = SideState.RESYNC
+_F_TUNNEL: Final = Framing.TUNNEL
+_F_LENGTH: Final = Framing.LENGTH
+_F_CHUNKED: Final = Framing.CHUNKED
+_F_CLOSE: Final = Framing.CLOSE
 
 
 class Side:

@@ -8,13 +8,14 @@ pairs them, asks this module once per head.
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 from producers.dissect.base import DissectError
 
 __all__ = ["Framing", "request_framing", "response_framing"]
 
 #: more digits than this cannot be a real body length (and keeps int() cheap)
-_MAX_LENGTH_DIGITS = 18
+_MAX_LENGTH_DIGITS: Final = 18
 
 
 class Framing(enum.Enum):
@@ -27,11 +28,11 @@ class Framing(enum.Enum):
 
 # enum members as module constants: an Enum attribute lookup costs ~65 ns in 3.11, and these
 # are read several times per HTTP message
-_NONE = Framing.NONE
-_LENGTH = Framing.LENGTH
-_CHUNKED = Framing.CHUNKED
-_CLOSE = Framing.CLOSE
-_TUNNEL = Framing.TUNNEL
+_NONE: Final = Framing.NONE
+_LENGTH: Final = Framing.LENGTH
+_CHUNKED: Final = Framing.CHUNKED
+_CLOSE: Final = Framing.CLOSE
+_TUNNEL: Final = Framing.TUNNEL
 
 
 def _is_chunked(index: dict[str, str]) -> bool:
