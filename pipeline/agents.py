@@ -124,16 +124,18 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
     @app.agent(topics.streams, name="match", concurrency=1)  # type: ignore[arg-type]
     async def match(stream: faust.Stream) -> None:
         async for events in stream.take_events(config.batch_size, within=config.batch_within_s):
-            batch = [
-                Incoming(
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.key,
-                    e.message.value,
-                    highwater(e.message.tp),
+            marks: dict[TP, int | None] = {}  # asked once per partition and batch, not per event
+            batch = []
+            for e in events:
+                message = e.message
+                tp = message.tp
+                if tp not in marks:
+                    marks[tp] = highwater(tp)
+                batch.append(
+                    Incoming(
+                        message.partition, message.offset, message.key, message.value, marks[tp]
+                    )
                 )
-                for e in events
-            ]
             await processor().handle(batch)
 
     @app.timer(config.poll_interval_s)

@@ -46,6 +46,8 @@ class ReloadEvent:
     fingerprint: str
     rules: tuple[str, ...]
     problems: tuple[str, ...] = ()
+    #: rules that loaded with a warning (e.g. an ignored ``limit()``), "rule 'name': text"
+    warnings: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class ReloadEvent:
             "fingerprint": self.fingerprint,
             "rules": list(self.rules),
             "problems": list(self.problems),
+            "warnings": list(self.warnings),
         }
 
     def __str__(self) -> str:
@@ -63,6 +66,8 @@ class ReloadEvent:
         text = f"rules {state} from {self.source} [{self.fingerprint}]: {names}"
         if self.problems:
             text += " | " + " | ".join(p.replace("\n", " / ") for p in self.problems)
+        if self.warnings:
+            text += " | warning: " + " | warning: ".join(self.warnings)
         return text
 
 
@@ -136,6 +141,11 @@ class RuleSources:
             fingerprint=new.fingerprint,
             rules=tuple(sorted(new.rules)),
             problems=problems,
+            warnings=tuple(
+                f"rule {name!r}: {warning}"
+                for name, rule in sorted(new.rules.items())
+                for warning in rule.warnings
+            ),
         )
         self.history.append(event)
         return event

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from streamtap.schema import RuleSettings
 
 __all__ = [
+    "LIMIT_IGNORED",
     "RECORDING_RULE",
     "CompiledQuery",
     "Compiler",
@@ -50,6 +51,17 @@ __all__ = [
 
 #: The name ``RECORDING_KFL`` is loaded under (Kubeshark had one unnamed rule).
 RECORDING_RULE = "recording"
+
+#: Why a recording rule's ``limit(n)`` is not applied. KFL's limit asks a consumer that reads a
+#: finite stream to stop after n matches (replay queries, ``kfl eval``). A recording rule runs
+#: without end, on several workers, and replays batches after a crash: a count kept per worker
+#: would reset on restart, differ between workers and publish different streams on a replay,
+#: breaking the byte-identical replay the sinks deduplicate on. The rule loads and records every
+#: match; the warning says so (``pipeline --check``, the reload log line, ``/stats``).
+LIMIT_IGNORED = (
+    "limit() is ignored in recording rules (a recorder does not stop; a per-worker count would "
+    "make restarts and replays publish different streams): every match is recorded"
+)
 
 Entry = dict[str, Any]
 
@@ -153,7 +165,10 @@ class Rule:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return tuple(str(w) for w in (self.query.warnings or ()))
+        found = tuple(str(w) for w in (self.query.warnings or ()))
+        if getattr(self.query, "limit", None) is not None:
+            found += (LIMIT_IGNORED,)
+        return found
 
 
 @dataclass(frozen=True)

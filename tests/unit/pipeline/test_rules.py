@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.reload import RuleSources
 from pipeline.rules import (
+    LIMIT_IGNORED,
     RECORDING_RULE,
     RulesError,
     RuleSpec,
@@ -14,6 +16,7 @@ from pipeline.rules import (
     specs_from_env,
 )
 from pipeline.testing import TableCompiler, make_entry
+from streamtap.schema.testing import http_entry
 
 TWO_RULES = """
 rules:
@@ -150,3 +153,17 @@ def test_redact_applies_every_named_rule(compiler: TableCompiler) -> None:
     assert ruleset.redact(e, {"plain"})["secret"] == "pw"
     assert ruleset.redact(e, {"plain", "hide"})["secret"] == "[REDACTED]"
     assert e["secret"] == "pw"
+
+
+def test_limit_in_a_recording_rule_loads_with_a_warning() -> None:
+    """limit() has no meaning for a recorder (see LIMIT_IGNORED): the rule records every match
+    and the reload says so."""
+    sources = RuleSources(recording_kfl="http and limit(1)")
+    event = sources.start(0.0, None)
+    rule = sources.current.rules["recording"]
+    assert rule.query.limit == 1
+    assert rule.warnings == (LIMIT_IGNORED,)
+    assert event.ok and event.warnings == (f"rule 'recording': {LIMIT_IGNORED}",)
+    assert "limit() is ignored" in str(event)
+    http = http_entry()
+    assert [sources.current.match(http) for _ in range(3)] == [frozenset({"recording"})] * 3
