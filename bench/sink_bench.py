@@ -3,8 +3,11 @@
 Starts a private local stack (Kafka + SeaweedFS) under a temp dir, then in one run:
 
   (1) the sink: matched streams already on a topic -> batches -> PCAP objects + manifests on
-      S3 (Object Lock retention, HEAD-before-PUT, checksums, chained manifests, commits).
-      Timed from the first message consumed to the last batch committed.
+      S3 (Object Lock retention, conditional PUTs, checksums, chained manifests, commits).
+      Timed from the first fetch that returns messages to the last batch committed.
+  (0) decoding alone: ``decode_matched`` of every message, one thread (part of (1)).
+  (1b) the sink's store path alone: the same messages, decoded, batched, planned and written
+      by ``BatchWriter``, one thread, no Kafka.
   (2) the peer: the very same PCAP object bytes uploaded by a plain loop of ``put_object``
       calls (no lock, no manifest, no HEAD, no Kafka), one after another.
 
@@ -13,8 +16,9 @@ upload of the same bytes. The goal is the sink within 1.3x of the plain upload's
 
 Before (1) the S3 server is warmed up with a few throwaway PUTs, so the sink does not pay for the
 server's first volume allocations that the plain loop, which always runs later, never sees.
-``--repeat N`` runs (1), (1b) and (2) N times on the same stack and topic (a new consumer group
-and prefix each time), so the rows of one invocation share the machine's conditions.
+``--repeat N`` runs (1), (0), (1b) and (2) N times on the same stack and topic (a new consumer
+group and prefix each time), so the rows of one invocation share the machine's conditions;
+``--in-flight 2,1`` runs each repeat once per ``SINK_BATCHES_IN_FLIGHT`` value, alternating.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from streamtap.schema import (
     RawPacket,
     RuleSettings,
     StreamRecord,
+    decode_matched,
     encode_matched,
 )
 
@@ -79,6 +84,7 @@ def generate(total_mb: int, seed: int = 7) -> list[MatchedStream]:
             size += FRAME
         record = StreamRecord(
             stream_id=f"bench-{n}",
+            segment=0,
             closed=True,
             node=Node(name=f"node-{n % 4}"),
             layer4="tcp",
@@ -121,8 +127,8 @@ async def produce(stack: LocalStack, topic: str, messages: list[MatchedStream]) 
 
 
 async def run_sink_timed(
-    stack: LocalStack, topic: str, prefix: str, count: int, spill: Path
-) -> tuple[float, SinkService]:
+    stack: LocalStack, topic: str, prefix: str, count: int, spill: Path, in_flight: int = 0
+) -> tuple[float, SinkService, dict[str, float]]:
     """Time (1) from the first fetch that returns messages to the last batch committed.
 
     The clock starts when ``getmany`` first hands the sink records, before any of them is
@@ -137,6 +143,7 @@ async def run_sink_timed(
         SINK_MAX_BATCH_AGE_S="2",
         SINK_SPILL_DIR=str(spill),
         SINK_STATS_INTERVAL_S="3600",
+        **({"SINK_BATCHES_IN_FLIGHT": str(in_flight)} if in_flight else {}),
     )
     services: list[SinkService] = []
     first_fetch: list[tuple[float, float]] = []
@@ -151,7 +158,7 @@ async def run_sink_timed(
                 first_fetch.append((time.perf_counter(), time.process_time()))
             return records
 
-        service.consumer.getmany = timed_getmany  # type: ignore[method-assign]
+        service.consumer.getmany = timed_getmany
 
     stop = asyncio.Event()
     task = asyncio.create_task(run_sink(settings, sink_settings, stop, started))
@@ -177,7 +184,7 @@ async def run_sink_timed(
     )
     stop.set()
     await task
-    return elapsed, service
+    return elapsed, service, {"consumed_s": done_at, "tail_s": elapsed - done_at, "cpu_s": cpu}
 
 
 def _open(service: SinkService) -> bool:
@@ -209,6 +216,15 @@ def store_path(store: MinioStore, messages: list[MatchedStream], prefix: str) ->
     return time.perf_counter() - began, stored
 
 
+def decode_only(values: list[bytes]) -> float:
+    """(0): ``decode_matched`` of every message value, one thread, nothing else: the part of
+    (1) that is the record encoding's, not the sink's, and that no overlap can hide."""
+    began = time.perf_counter()
+    for value in values:
+        decode_matched(value)
+    return time.perf_counter() - began
+
+
 def warm_up(store: MinioStore, prefix: str) -> None:
     """A few plain PUTs, so the S3 server has allocated its volumes before anything is timed."""
     data = random.Random(1).randbytes(WARMUP_BYTES)
@@ -225,24 +241,32 @@ def plain_upload(store: MinioStore, objects: list[tuple[str, bytes]], prefix: st
 
 
 async def one_run(
-    stack: LocalStack, store: MinioStore, topic: str, messages: list[MatchedStream], tmp: Path
+    stack: LocalStack,
+    store: MinioStore,
+    topic: str,
+    messages: list[MatchedStream],
+    tmp: Path,
+    in_flight: int,
 ) -> dict[str, Any]:
     """(1), (1b) and (2) once, under fresh prefixes and a fresh consumer group."""
     tag = f"{time.time_ns()}"
     print("(1) sink ...", flush=True)
     load = os.getloadavg()[0]
-    sink_s, service = await run_sink_timed(
-        stack, topic, f"bench-{tag}", len(messages), tmp / f"spill-{tag}"
+    sink_s, service, parts = await run_sink_timed(
+        stack, topic, f"bench-{tag}", len(messages), tmp / f"spill-{tag}", in_flight
     )
     keys = sorted(store.list_keys(f"bench-{tag}/"))
     pcaps = [(k, store.get(k)) for k in keys if not k.endswith(MANIFEST_SUFFIX)]
     manifest_bytes = sum(len(store.get(k)) for k in keys if k.endswith(MANIFEST_SUFFIX))
+    print("(0) decoding alone ...", flush=True)
+    decode_s = decode_only([encode_matched(m) for m in messages])
     print("(1b) sink store path without Kafka ...", flush=True)
     path_s, path_bytes = store_path(store, messages, f"path-{tag}")
     print("(2) plain put_object loop ...", flush=True)
     plain_s = plain_upload(store, pcaps, f"plain-{tag}")
     return {
         "sink_s": sink_s,
+        "decode_s": decode_s,
         "path_s": path_s,
         "path_bytes": path_bytes,
         "plain_s": plain_s,
@@ -252,6 +276,8 @@ async def one_run(
         "manifest_bytes": manifest_bytes,
         "load": max(load, os.getloadavg()[0]),
         "stats": service.stats,
+        "in_flight": service.settings.batches_in_flight,
+        **parts,
     }
 
 
@@ -259,6 +285,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mb", type=int, default=64, help="MB of packet bytes to record")
     parser.add_argument("--repeat", type=int, default=1, help="runs on the same stack")
+    parser.add_argument(
+        "--in-flight",
+        default="0",
+        help="comma-separated SINK_BATCHES_IN_FLIGHT values to run (1) with, alternating in "
+        "each repeat (0: the setting's default)",
+    )
     args = parser.parse_args()
 
     runs: list[dict[str, Any]] = []
@@ -274,8 +306,11 @@ async def main() -> None:
             await produce(stack, topic, messages)
             store = MinioStore(make_store_client(stack.settings), stack.settings.s3_bucket)
             warm_up(store, f"warmup-{int(time.time())}")
-            for _ in range(args.repeat):
-                runs.append(await one_run(stack, store, topic, messages, Path(tmp)))
+            variants = [int(v) for v in args.in_flight.split(",")]
+            for n in range(args.repeat):
+                # Alternate the order, so no variant always runs first after a quiet spell.
+                for in_flight in variants if n % 2 == 0 else variants[::-1]:
+                    runs.append(await one_run(stack, store, topic, messages, Path(tmp), in_flight))
         finally:
             await stack.down()
 
@@ -301,21 +336,36 @@ async def main() -> None:
         path_mb = run["path_bytes"] / 1e6
         plain_rate = run["pcap_bytes"] / run["plain_s"]
         print(
-            f"| {args.mb} MB, #{n} | {run['load']:.1f} | {run['sink_s']:.2f} "
+            f"| {args.mb} MB, #{n}, in flight {run['in_flight']} | {run['load']:.1f} "
+            f"| {run['sink_s']:.2f} "
             f"| {mb / run['sink_s']:.1f} | {run['path_s']:.2f} | {path_mb / run['path_s']:.1f} "
             f"| {run['plain_s']:.2f} | {mb / run['plain_s']:.1f} "
             f"| {run['sink_s'] / run['plain_s']:.2f}x "
             f"| {run['path_s'] / (run['path_bytes'] / plain_rate):.2f}x |"
         )
     print()
+    print("where (1)'s time goes: all messages consumed (fetched + decoded) at, then the tail;")
+    print("sink process CPU over (1); (0) decoding alone, one thread")
+    print()
+    print("| run | consumed at, s | tail, s | sink CPU, s | (0) decode alone, s |")
+    print("|---|---:|---:|---:|---:|")
+    for n, run in enumerate(runs, 1):
+        print(
+            f"| {args.mb} MB, #{n}, in flight {run['in_flight']} | {run['consumed_s']:.2f} "
+            f"| {run['tail_s']:.2f} "
+            f"| {run['cpu_s']:.2f} | {run['decode_s']:.2f} |"
+        )
+    print()
     print("goal: (1)/(2) <= 1.3x")
     for n, run in enumerate(runs, 1):
         stats = run["stats"]
         print(
-            f"run {n} sink stats: batches={stats.batches} objects={stats.objects} "
+            f"run {n} (in flight {run['in_flight']}) sink stats: batches={stats.batches} "
+            f"objects={stats.objects} "
             f"retries={stats.retries} "
             f"upload avg={stats.upload_seconds_total / max(stats.uploads, 1):.3f}s "
-            f"max={stats.upload_seconds_max:.3f}s"
+            f"max={stats.upload_seconds_max:.3f}s spilled={stats.spilled_bytes_total} "
+            f"pauses={stats.pauses}"
         )
 
 
