@@ -176,10 +176,8 @@ class Engine:
         self._now = 0
         self._next_sweep = 0
         self._held = 0
-        self._decode = self.decoder.decode
         self._max_record = cfg.max_record_bytes
         self._max_held = cfg.max_held_bytes
-        self._packet = self.flows.packet
 
     # -- frames in -------------------------------------------------------------------------
 
@@ -193,10 +191,12 @@ class Engine:
             self._now = ts
             if ts >= self._next_sweep:
                 self._sweep(ts)
-        pkt = self._decode(frame)
+        # direct method calls, not bound methods kept in attributes: compiled, these are
+        # native calls, where a stored bound method goes through Python's call protocol
+        pkt = self.decoder.decode(frame)
         if pkt is not None:
             stats.packets += 1
-            conn = self._packet(pkt)
+            conn = self.flows.packet(pkt)
             st: _Stream = conn.ctx
             frames = pkt.frames
             if len(frames) == 1:
@@ -255,9 +255,8 @@ class Engine:
 
     def records(self, frames: Iterable[Frame]) -> Iterator[StreamRecord]:
         """Feed frames and yield each record as soon as it is ready; flush at the end."""
-        feed = self.feed
         for frame in frames:
-            records = feed(frame)
+            records = self.feed(frame)
             if records:
                 yield from records
         yield from self.flush()
@@ -265,9 +264,8 @@ class Engine:
     def feed_all(self, frames: Iterable[Frame]) -> list[StreamRecord]:
         """Feed an iterable of frames and flush: every record of a whole capture."""
         out: list[StreamRecord] = []
-        feed = self.feed
         for frame in frames:
-            records = feed(frame)
+            records = self.feed(frame)
             if records:
                 out.extend(records)
         out.extend(self.flush())
