@@ -68,6 +68,8 @@ CommittedFetcher = Callable[
 DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 
 DEADLETTER_VALUE_CAP = 256 * 1024
+#: threads per upload worker for manifest writes (one per writer of a batch, side by side)
+MANIFEST_THREADS_PER_WORKER = 4
 
 
 def deadletter_value(
@@ -185,6 +187,10 @@ class SinkService:
         # executor it would queue behind S3 calls that can block for seconds, and a batch
         # waiting to be planned is a batch not being uploaded.
         self._cpu: ThreadPoolExecutor | None = None
+        # Manifests too: they decide when the next batch may write its own and when offsets
+        # are committed, so they must not wait behind the next batches' PCAP PUTs on the
+        # default executor.
+        self._manifest_threads: ThreadPoolExecutor | None = None
         self._recording: set[asyncio.Task[bool]] = set()
 
     # --- ownership -----------------------------------------------------------------------
@@ -225,6 +231,9 @@ class SinkService:
         self._stop = stop
         self.spill.reset()
         self._cpu = ThreadPoolExecutor(len(self._queues), thread_name_prefix="sink-plan")
+        self._manifest_threads = ThreadPoolExecutor(
+            len(self._queues) * MANIFEST_THREADS_PER_WORKER, thread_name_prefix="sink-manifest"
+        )
         workers = [asyncio.create_task(self._upload_worker(q)) for q in self._queues]
         reporter = asyncio.create_task(self._report())
         try:
@@ -254,6 +263,7 @@ class SinkService:
                 task.cancel()
             await asyncio.gather(*workers, reporter, *self._recording, return_exceptions=True)
             self._cpu.shutdown(wait=False, cancel_futures=True)
+            self._manifest_threads.shutdown(wait=False, cancel_futures=True)
             log.info("sink stopped: %s", self.stats.line())
         if self._fatal is not None:
             raise self._fatal
@@ -508,6 +518,7 @@ class SinkService:
             outcome: WriteOutcome = await self._until_done(
                 f"manifest of {obj.key}",
                 functools.partial(self._writer.put_manifest, obj, existed),
+                self._manifest_threads,
             )
             self.stats.objects += 1
             self.stats.objects_already_stored += int(outcome.already_stored)
