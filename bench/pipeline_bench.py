@@ -17,15 +17,20 @@ rarely match: they cost evaluation, not output):
   counters between the first record and the last, so start-up and group join are not counted;
 * **plain loop**: aiokafka ``getmany`` -> ``view_record`` -> the same ``decide`` ->
   ``Publish.encode`` (the record's bytes spliced in) -> send, await every delivery, commit; no
-  Faust, no table, no re-reads. The same per-record functions the worker uses, so the ratio is
-  the cost of the worker's machinery; it is the floor for this work in Python.
+  Faust, no table, no re-reads. The same per-record functions the worker uses and the worker's
+  producer settings (acks=all, idempotent, linger 5 ms, 1 MB batches), so the ratio is the cost
+  of the worker's machinery; it is the floor for this work in Python.
 * **plain, models**: the same loop with ``decode_record`` and ``encode_matched`` (pydantic
   models, packets decoded and re-encoded), what both sides did before ``view_record``.
+* **pass-through**: the same loop sending the consumed bytes on unparsed (the Kafka client's own
+  cost, in CPU only).
 * **before** (with ``--before-tree DIR``, e.g. ``git archive <commit> | tar -x -C DIR``): a
   worker running DIR's code (``PYTHONPATH``) in the same run, for a before/after comparison.
 
 records/s counts input records; MB/s counts input bytes (record JSON as published). The machine's
 load average is printed with each row: other jobs move absolute rates, so compare within a run.
+CPU time per record (from ``/proc``: the worker process, the plain loop's own process, the broker)
+does not depend on the load, and is the figure to compare across runs.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +90,32 @@ TEMPLATES = [
 ]
 
 
+@dataclass(frozen=True)
+class Measure:
+    """One side's run over ``total`` records: wall seconds, and CPU seconds of the side's own
+    process and of the broker over the same interval (CPU does not depend on what else the
+    machine runs, so it is the figure to compare when the load average is high)."""
+
+    seconds: float
+    cpu_s: float
+    broker_cpu_s: float | None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (from /proc), None when unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _delta(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else after - before
+
+
 def rules_for(count: int) -> dict[str, str]:
     rules = {"main": "http or dns"}
     for i in range(count - 1):
@@ -104,11 +136,18 @@ def build_input(n: int) -> list[Any]:
 
 
 async def plain_loop(
-    settings: Any, rules: dict[str, str], out_topic: str, total: int, models: bool = False
-) -> float:
-    """Seconds from the first record consumed to the last output acknowledged and committed.
+    settings: Any,
+    rules: dict[str, str],
+    out_topic: str,
+    total: int,
+    broker_pid: int | None,
+    mode: str = "view",
+) -> Measure:
+    """From the first record consumed to the last output acknowledged and committed.
 
-    ``models``: decode to pydantic models and re-encode them (the pre-``view_record`` path)."""
+    ``mode``: ``view`` (what the worker does), ``models`` (decode to pydantic models and
+    re-encode them, the pre-``view_record`` path) or ``bytes`` (send the consumed bytes on, no
+    parsing: the Kafka client's own cost)."""
     ruleset = build_ruleset({n: RuleSpec(kfl=q) for n, q in rules.items()})
     consumer = AIOKafkaConsumer(
         settings.streams_topic,
@@ -125,20 +164,26 @@ async def plain_loop(
         acks="all",
         linger_ms=5,
         max_request_size=settings.max_message_bytes + 64 * 1024,
+        max_batch_size=1024 * 1024,  # as the worker's producer (pipeline/app.py); aiokafka's
+        # default (16 kB) fits ~3 records per batch and triples the produce requests
     )
     await consumer.start()
     await producer.start()
     try:
         done = 0
         started: float | None = None
+        cpu0, broker0 = 0.0, None
         while done < total:
             batch = await consumer.getmany(timeout_ms=1000, max_records=500)
             if started is None and batch:
                 started = time.perf_counter()
+                cpu0, broker0 = time.process_time(), cpu_seconds(broker_pid)
             futures = []
             for messages in batch.values():
                 for m in messages:
-                    if models:
+                    if mode == "bytes":
+                        value = m.value
+                    elif mode == "models":
                         record = decode_record(m.value)
                         decision = decide(
                             record, ruleset, None, partition=m.partition, offset=m.offset,
@@ -160,7 +205,11 @@ async def plain_loop(
             await asyncio.gather(*futures)
             await consumer.commit()
         assert started is not None
-        return time.perf_counter() - started
+        return Measure(
+            time.perf_counter() - started,
+            time.process_time() - cpu0,
+            _delta(cpu_seconds(broker_pid), broker0),
+        )
     finally:
         await producer.stop()
         await consumer.stop()
@@ -172,9 +221,11 @@ async def pipeline_worker(
     out_topic: str,
     total: int,
     home: Path,
+    broker_pid: int | None,
     tree: Path | None = None,
-) -> float:
-    """Seconds between the worker's first and last record, read from its /stats/ counters."""
+) -> Measure:
+    """Between the worker's first and last record, read from its /stats/ counters, scaled to
+    ``total`` records (start-up and the group join are not counted)."""
     rules_file = home / f"rules-{len(rules)}.yaml"
     rules_file.write_text("rules:\n" + "".join(f"  {n}: '{q}'\n" for n, q in rules.items()))
     worker_settings = settings.model_copy(update={"matched_topic": out_topic})
@@ -187,18 +238,25 @@ async def pipeline_worker(
         extra_env={"PYTHONPATH": str(tree)} if tree is not None else None,
     ).start()
     try:
-        first: tuple[float, int] | None = None
+        pid = worker.proc.pid
+        first: tuple[float, int, float | None, float | None] | None = None
         while True:
             worker.alive()
             stats = await asyncio.to_thread(worker.stats)
             now = time.perf_counter()
             if stats is not None:
                 if first is None and stats["records"] > 0:
-                    first = (now, stats["records"])
+                    first = (now, stats["records"], cpu_seconds(pid), cpu_seconds(broker_pid))
                 if stats["records"] >= total:
                     assert first is not None
-                    # rate over the records seen after the first sample, scaled back to `total`
-                    return (now - first[0]) * total / max(1, total - first[1])
+                    # rates over the records seen after the first sample, scaled to `total`
+                    scale = total / max(1, total - first[1])
+                    broker = _delta(cpu_seconds(broker_pid), first[3])
+                    return Measure(
+                        (now - first[0]) * scale,
+                        (_delta(cpu_seconds(pid), first[2]) or 0.0) * scale,
+                        None if broker is None else broker * scale,
+                    )
             await asyncio.sleep(0.05)
     finally:
         worker.stop()
@@ -240,31 +298,46 @@ async def main() -> None:
                 f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
                 f"load avg {os.getloadavg()[0]:.1f}"
             )
-            before = " | before rec/s | after/before" if args.before_tree else ""
+            broker_pid = local.kafka.process.pid() if local is not None else None
+            before = " before rec/s | before CPU us/rec |" if args.before_tree else ""
             print(
                 "| rules | pipeline rec/s | pipeline MB/s | plain loop rec/s | plain MB/s "
-                f"| cost ratio | plain, models rec/s{before} | load avg |"
+                "| cost ratio (time) | CPU us/rec: pipeline / plain / plain, models / pass-through "
+                f"| broker CPU us/rec (pipeline run) |{before} load avg |"
             )
-            print(
-                "|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if before else "") + "---:|"
-            )
+            print("|" + "---:|" * (11 if before else 9))
+            n = len(records)
+
+            def us(m: Measure) -> str:
+                return f"{m.cpu_s / n * 1e6:.0f}"
+
             for count in (int(c) for c in args.rules.split(",")):
                 rules = rules_for(count)
                 tag = uuid.uuid4().hex[:6]
-                n = len(records)
-                plain_s = await plain_loop(settings, rules, f"bench-plain-{tag}", n)
-                models_s = await plain_loop(settings, rules, f"bench-models-{tag}", n, True)
-                pipe_s = await pipeline_worker(settings, rules, f"bench-pipe-{tag}", n, home)
+                plain = await plain_loop(settings, rules, f"bench-plain-{tag}", n, broker_pid)
+                models = await plain_loop(
+                    settings, rules, f"bench-models-{tag}", n, broker_pid, mode="models"
+                )
+                passthrough = await plain_loop(
+                    settings, rules, f"bench-bytes-{tag}", n, broker_pid, mode="bytes"
+                )
+                pipe = await pipeline_worker(
+                    settings, rules, f"bench-pipe-{tag}", n, home, broker_pid
+                )
                 cells = ""
                 if args.before_tree:
-                    before_s = await pipeline_worker(
-                        settings, rules, f"bench-before-{tag}", n, home, args.before_tree
-                    )
-                    cells = f" {n / before_s:,.0f} | {before_s / pipe_s:.2f}x |"
+                    old = await pipeline_worker(
+                        settings, rules, f"bench-before-{tag}", n, home, broker_pid,
+                        args.before_tree,
+                    )  # fmt: skip
+                    cells = f" {n / old.seconds:,.0f} | {us(old)} |"
+                broker = "-" if pipe.broker_cpu_s is None else f"{pipe.broker_cpu_s / n * 1e6:.0f}"
                 print(
-                    f"| {count} | {n / pipe_s:,.0f} | {raw_bytes / pipe_s / 1e6:.1f} | "
-                    f"{n / plain_s:,.0f} | {raw_bytes / plain_s / 1e6:.1f} | "
-                    f"{pipe_s / plain_s:.2f}x | {n / models_s:,.0f} |{cells} "
+                    f"| {count} | {n / pipe.seconds:,.0f} | {raw_bytes / pipe.seconds / 1e6:.1f} | "
+                    f"{n / plain.seconds:,.0f} | {raw_bytes / plain.seconds / 1e6:.1f} | "
+                    f"{pipe.seconds / plain.seconds:.2f}x | "
+                    f"{us(pipe)} / {us(plain)} / {us(models)} / {us(passthrough)} | "
+                    f"{broker} |{cells} "
                     f"{os.getloadavg()[0]:.1f} |",
                     flush=True,
                 )
