@@ -49,6 +49,14 @@ class TableMemory:
                 found.append((int(closed_at[1]), key))
         return found
 
+    def unmatched(self, partition: int) -> list[tuple[int, bytes]]:
+        found = []
+        for key, value in list(self._table.data.items()):
+            last = value.get("last") if isinstance(value, dict) else None
+            if last and not value.get("rules") and int(last[0]) == partition:
+                found.append((int(last[1]), key))
+        return found
+
     def put(self, key: bytes, partition: int, value: dict[str, Any] | None) -> Outgoing | None:
         """Update the table's local store and hand back its changelog record: the processor
         delivers it with the batch's outputs and waits for the acknowledgement (Faust's own
@@ -105,6 +113,7 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
                 matched_topic=settings.matched_topic,
                 deadletter_topic=settings.deadletter_topic,
                 max_pending=config.max_pending,
+                idle_records=config.idle_records,
                 committed=committed,
             )
         return state["p"]

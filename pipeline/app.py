@@ -55,6 +55,8 @@ class PipelineConfig:
     batch_size: int = 500
     batch_within_s: float = 0.05
     max_pending: int = 64
+    #: unmatched stream memories untouched for this many offsets of their partition expire
+    idle_records: int | None = 10_000_000
     poll_interval_s: float = 1.0
     control_wait_s: float = 10.0
 

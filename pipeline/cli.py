@@ -74,6 +74,15 @@ def _settings(config: str | None) -> Settings:
     help="Earlier unmatched segments remembered per open stream.",
 )
 @click.option(
+    "--idle-records",
+    type=click.IntRange(0),
+    default=10_000_000,
+    show_default=True,
+    envvar="PIPELINE_IDLE_RECORDS",
+    help="Forget an unmatched open stream not seen for this many records of its partition "
+    "(it stopped without closing); 0 = keep until it closes.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -94,6 +103,7 @@ def pipeline(
     web_port: int,
     batch_size: int,
     max_pending: int,
+    idle_records: int,
     log_level: str,
     check: bool,
     publish_rules: Path | None,
@@ -130,6 +140,7 @@ def pipeline(
             web_port=web_port,
             batch_size=batch_size,
             max_pending=max_pending,
+            idle_records=idle_records or None,
         )
     )
     level = log_level.upper()

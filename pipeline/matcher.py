@@ -15,7 +15,12 @@ Stream semantics:
   ``max_pending``) and re-read when a later segment matches, then published before it;
 * a closed segment ends the stream: its memory is dropped (tables do not grow forever), for a
   matched stream once the worker has committed past the closing segment; a stream whose
-  closing segment is the first the memory hears of it is never written at all.
+  closing segment is the first the memory hears of it is never written at all;
+* an unmatched stream that stops without a closing segment (its sensor died, the record was
+  lost) would keep its memory for good: once no segment of it has come for ``idle_records``
+  offsets of its partition its memory has expired (``StreamMemory.idle``; a later segment starts
+  afresh, with ``since`` so that a replayed batch ignores what the first pass had forgotten),
+  and the worker deletes it when its commit is that far past (``process``); both are counted.
 
 Output: ``Publish`` describes a matched-stream message without holding the record (rule settings,
 matched indices, redacted entries when a rule redacts). ``Publish.encode`` writes it for a
@@ -87,6 +92,13 @@ class StreamMemory:
     #: (partition, offset) of the segment that closed a matched stream: the memory is kept
     #: until that offset is committed, so a replay of its batch still sees which rules matched
     closed_at: tuple[int, int] | None = None
+    #: (partition, offset) of the latest unmatched segment remembered (unmatched memories only):
+    #: a memory not touched for more than ``idle_records`` offsets of its partition has expired
+    last: tuple[int, int] | None = None
+    #: the segment at which an expired memory was started afresh: earlier segments (met again
+    #: only when a batch is replayed) are ignored, as the first pass, which had forgotten
+    #: them, did; kept for the rest of the stream
+    since: int | None = None
 
     @classmethod
     def matched(cls, **first: int) -> StreamMemory:
@@ -100,6 +112,18 @@ class StreamMemory:
     def empty(self) -> bool:
         return not self.first and not self.pending and not self.overflow
 
+    def idle(self, partition: int, offset: int, idle_records: int | None) -> bool:
+        """An unmatched memory last touched more than ``idle_records`` offsets before ``offset``
+        (a stream that stopped without a closing segment). Depends only on the memory and the
+        offset, so a replayed batch sees the same expiry as the first pass did."""
+        return (
+            idle_records is not None
+            and self.last is not None
+            and not self.first
+            and self.last[0] == partition
+            and offset - self.last[1] > idle_records
+        )
+
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "rules": dict(self.first),
@@ -108,6 +132,10 @@ class StreamMemory:
         }
         if self.closed_at is not None:
             doc["closed_at"] = list(self.closed_at)
+        if self.last is not None:
+            doc["last"] = list(self.last)
+        if self.since is not None:
+            doc["since"] = self.since
         return doc
 
     @classmethod
@@ -122,6 +150,8 @@ class StreamMemory:
             ),
             overflow=int(data.get("overflow") or 0),
             closed_at=tuple(data["closed_at"]) if data.get("closed_at") else None,
+            last=(int(data["last"][0]), int(data["last"][1])) if data.get("last") else None,
+            since=int(data["since"]) if data.get("since") is not None else None,
         )
 
 
@@ -180,6 +210,8 @@ class Decision:
     #: earlier segments the memory could not hold (lost from the recording, counted)
     lost_earlier: int = 0
     matched_now: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: the stream's memory had expired (``StreamMemory.idle``) and was started afresh
+    expired: bool = False
 
     @property
     def message(self) -> MatchedStream | None:
@@ -257,9 +289,20 @@ def decide(
     partition: int,
     offset: int,
     max_pending: int,
+    idle_records: int | None = None,
 ) -> Decision:
-    """Decide what one segment means for its stream; see the module docstring."""
-    memory = memory or StreamMemory()
+    """Decide what one segment means for its stream; see the module docstring.
+
+    ``idle_records``: an unmatched memory untouched for more than this many offsets of the
+    partition is treated as expired (its stream stopped without a closing segment) and this
+    segment starts afresh; ``None`` keeps memories until their stream closes."""
+    given = memory or StreamMemory()
+    expired = given.idle(partition, offset, idle_records)
+    memory = StreamMemory(since=record.segment) if expired else given
+    since = memory.since
+    if since is not None and record.segment < since:
+        # before an expiry: only a replay brings it back, and the first pass ignored it
+        return Decision(publish=None, segment=record, memory=given, memory_changed=False)
     matched = evaluate(record, ruleset)
     first = dict(memory.first)
     for name in matched:
@@ -279,7 +322,7 @@ def decide(
         publish: Publish | None = _publish(record, ruleset, rule_names, matched, partition, offset)
         refetch = memory.pending
         lost = memory.overflow
-        after = StreamMemory(first=tuple(sorted(first.items())))
+        after = StreamMemory(first=tuple(sorted(first.items())), since=since)
     else:
         publish = None
         refetch = ()
@@ -292,9 +335,16 @@ def decide(
             if record.segment not in known:
                 if len(memory.pending) < max_pending:
                     pos = SourcePos(partition, offset, record.segment)
-                    after = StreamMemory(pending=(*memory.pending, pos))
+                    after = StreamMemory(
+                        pending=(*memory.pending, pos), last=(partition, offset), since=since
+                    )
                 else:
-                    after = StreamMemory(pending=memory.pending, overflow=memory.overflow + 1)
+                    after = StreamMemory(
+                        pending=memory.pending,
+                        overflow=memory.overflow + 1,
+                        last=(partition, offset),
+                        since=since,
+                    )
 
     if record.closed:
         # The stream is over. An unmatched one is forgotten now; a matched one keeps its rules,
@@ -304,31 +354,48 @@ def decide(
         # gets none: a replay decides it from nothing again and gives the same message, so the
         # two changelog writes (marker, then deletion) would buy nothing.
         if first and not memory.empty:
-            closed = StreamMemory(first=tuple(sorted(first.items())), closed_at=(partition, offset))
+            closed = StreamMemory(
+                first=tuple(sorted(first.items())), closed_at=(partition, offset), since=since
+            )
             return Decision(
                 publish=publish,
                 segment=record,
                 refetch=refetch,
                 memory=closed,
-                memory_changed=closed != memory,
+                memory_changed=closed != given,
                 lost_earlier=lost,
                 matched_now=matched,
+                expired=expired,
             )
         return Decision(
             publish=publish,
             segment=record,
             refetch=refetch,
             memory=None,
-            memory_changed=not memory.empty,
+            memory_changed=not given.empty,
             lost_earlier=lost,
             matched_now=matched,
+            expired=expired,
+        )
+    if expired and after.empty:
+        # expired, and nothing new to remember (recording off): delete the old entry
+        return Decision(
+            publish=publish,
+            segment=record,
+            refetch=refetch,
+            memory=None,
+            memory_changed=True,
+            lost_earlier=lost,
+            matched_now=matched,
+            expired=expired,
         )
     return Decision(
         publish=publish,
         segment=record,
         refetch=refetch,
         memory=after,
-        memory_changed=after != memory,
+        memory_changed=after != given,
         lost_earlier=lost,
         matched_now=matched,
+        expired=expired,
     )

@@ -43,6 +43,9 @@ log = logging.getLogger("streamtap.pipeline")
 #: deadletter copies of values larger than this keep only the metadata
 DEADLETTER_VALUE_CAP = 256 * 1024
 
+#: batches between two scans of the stream memory for idle unmatched streams
+IDLE_SWEEP_BATCHES = 100
+
 
 @dataclass(frozen=True)
 class Incoming:
@@ -91,6 +94,10 @@ class MemoryStore(Protocol):
 
     def closed(self, partition: int) -> list[tuple[int, bytes]]:
         """(offset, key) of closed-stream memories of ``partition`` (found after a restart)."""
+        ...
+
+    def unmatched(self, partition: int) -> list[tuple[int, bytes]]:
+        """(last offset, key) of unmatched memories last touched in ``partition``."""
         ...
 
 
@@ -223,6 +230,7 @@ class SegmentProcessor:
         matched_topic: str,
         deadletter_topic: str,
         max_pending: int,
+        idle_records: int | None = None,
         committed: Callable[[int], int | None] = lambda partition: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -235,10 +243,13 @@ class SegmentProcessor:
         self.matched_topic = matched_topic
         self.deadletter_topic = deadletter_topic
         self.max_pending = max_pending
+        self.idle_records = idle_records
         self.committed = committed
         self.clock = clock
         #: per partition, closed matched streams waiting for the commit to pass them
         self._closing: dict[int, deque[tuple[int, bytes]]] = {}
+        #: batches since the last sweep for idle unmatched memories
+        self._since_sweep = 0
         #: per partition, the offset after the last record handled (gap detection)
         self._next: dict[int, int] = {}
 
@@ -336,6 +347,7 @@ class SegmentProcessor:
         for key, (partition, mem) in writes.items():
             if mem is not None and mem.closed_at is not None:
                 self._closing[partition].append((mem.closed_at[1], key))
+        self._forget_idle({item.partition for item in batch}, writes)
         for partition, queue in self._closing.items():
             done = self.committed(partition)
             while queue and done is not None and queue[0][0] < done:
@@ -345,6 +357,31 @@ class SegmentProcessor:
                 current = StreamMemory.from_json(self.memory.get(key))
                 if current.closed_at == (partition, offset):
                     writes[key] = (partition, None)
+
+    def _forget_idle(
+        self, partitions: set[int], writes: dict[bytes, tuple[int, StreamMemory | None]]
+    ) -> None:
+        """Every ``IDLE_SWEEP_BATCHES`` batches, delete the unmatched memories of the batch's
+        partitions last touched more than ``idle_records`` offsets before the partition's
+        commit: streams that stopped without a closing segment, which would otherwise stay in
+        the table for good. Every record ``decide`` can still be given (this batch, a replay:
+        all at or after the commit) would find them expired (``StreamMemory.idle``), so
+        deleting them changes no output. A scan, not an index: the table holds open streams
+        only, and an index kept per write would grow with every unmatched segment."""
+        if self.idle_records is None:
+            return
+        self._since_sweep += 1
+        if self._since_sweep < IDLE_SWEEP_BATCHES:
+            return
+        self._since_sweep = 0
+        for partition in sorted(partitions):
+            done = self.committed(partition)
+            if done is None:
+                continue
+            for last, key in self.memory.unmatched(partition):
+                if done - last > self.idle_records and key not in writes:
+                    writes[key] = (partition, None)
+                    self.stats.memories_expired += 1
 
     def _memory_of(
         self, key: bytes, writes: dict[bytes, tuple[int, StreamMemory | None]]
@@ -383,7 +420,10 @@ class SegmentProcessor:
             partition=item.partition,
             offset=item.offset,
             max_pending=self.max_pending,
+            idle_records=self.idle_records,
         )
+        if decision.expired:
+            self.stats.memories_expired += 1
         stats = self.stats
         if decision.publish is not None:
             names = frozenset(decision.publish.rules)

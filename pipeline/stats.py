@@ -28,6 +28,8 @@ class PipelineStats:
     deadlettered: int = 0
     send_retries: int = 0
     gaps_filled: int = 0
+    #: unmatched stream memories dropped after ``idle_records`` without their stream closing
+    memories_expired: int = 0
     batches: int = 0
     matches: dict[str, int] = field(default_factory=dict)
     deadletter_reasons: dict[str, int] = field(default_factory=dict)
@@ -85,6 +87,7 @@ class PipelineStats:
             "deadletter_reasons": dict(sorted(self.deadletter_reasons.items())),
             "send_retries": self.send_retries,
             "gaps_filled": self.gaps_filled,
+            "stream_memories_expired": self.memories_expired,
             "batches": self.batches,
             "lag": {"total": sum(lag.values()), "partitions": lag},
             "delivered": dict(sorted(self.delivered.items())),

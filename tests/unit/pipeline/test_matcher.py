@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.matcher import (
@@ -389,3 +389,123 @@ def test_redacted_entries_are_what_the_view_publishes() -> None:
     message = decode_matched(d.publish.encode(view))
     assert message.record.entries[0]["secret"] == "[REDACTED]"
     assert b'"pw"' not in d.publish.encode(view)
+
+
+# -- unmatched memories of streams that never close expire ----------------------------------------
+
+
+def test_an_idle_unmatched_memory_expires_and_the_segment_starts_afresh() -> None:
+    rs = rules(web="http")
+    old = StreamMemory(pending=(SourcePos(0, 10, 0),), last=(0, 10))
+    d = decide(
+        make_record(segment=1, closed=False, entries=(TCP,)),
+        rs,
+        old,
+        partition=0,
+        offset=16,
+        max_pending=4,
+        idle_records=5,
+    )
+    assert d.expired and d.memory_changed
+    assert d.memory == StreamMemory(pending=(SourcePos(0, 16, 1),), last=(0, 16), since=1)
+    matched = decide(
+        make_record(segment=1, closed=False, entries=(HTTP,)),
+        rs,
+        old,
+        partition=0,
+        offset=16,
+        max_pending=4,
+        idle_records=5,
+    )
+    assert matched.expired and matched.refetch == ()  # the expired pending is not re-read
+
+
+@pytest.mark.parametrize(
+    ("memory", "offset", "partition", "idle"),
+    [
+        (StreamMemory(pending=(SourcePos(0, 10, 0),), last=(0, 10)), 15, 0, 5),  # not yet
+        (StreamMemory(pending=(SourcePos(0, 10, 0),), last=(0, 10)), 99, 0, None),  # off
+        (StreamMemory(pending=(SourcePos(1, 10, 0),), last=(1, 10)), 99, 0, 5),  # elsewhere
+        (StreamMemory.matched(web=0), 99, 0, 5),  # matched streams are not expired
+    ],
+)
+def test_what_does_not_expire(
+    memory: StreamMemory, offset: int, partition: int, idle: int | None
+) -> None:
+    d = decide(
+        make_record(segment=1, closed=False, entries=(TCP,)),
+        rules(web="http"),
+        memory,
+        partition=partition,
+        offset=offset,
+        max_pending=4,
+        idle_records=idle,
+    )
+    assert not d.expired
+
+
+def test_an_expired_memory_with_recording_off_is_deleted() -> None:
+    old = StreamMemory(pending=(SourcePos(0, 10, 0),), last=(0, 10))
+    d = decide(
+        make_record(segment=1, closed=False, entries=(TCP,)),
+        rules(),
+        old,
+        partition=0,
+        offset=20,
+        max_pending=4,
+        idle_records=5,
+    )
+    assert d.expired and d.memory is None and d.memory_changed
+
+
+def test_memory_with_last_round_trips_through_json() -> None:
+    mem = StreamMemory(pending=(SourcePos(1, 2, 3),), overflow=1, last=(1, 9), since=3)
+    assert StreamMemory.from_json(mem.to_json()) == mem
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["h", "d", "t"]), min_size=1, max_size=8),
+    gaps=st.lists(st.integers(min_value=1, max_value=6), min_size=8, max_size=8),
+    cut=st.integers(min_value=0, max_value=8),
+    idle=st.integers(min_value=1, max_value=8),
+    closed=st.booleans(),
+)
+def test_a_replayed_batch_is_identical_with_expiry(
+    kinds: list[str], gaps: list[int], cut: int, idle: int, closed: bool
+) -> None:
+    """Expiry depends only on the memory and the segment's offset: replaying a batch against
+    the memory from before or after it publishes the same bytes."""
+    rs = rules(web="http", names="dns")
+    entries = {"h": HTTP, "d": DNS, "t": TCP}
+    offsets = [sum(gaps[: i + 1]) for i in range(len(kinds))]
+    n = len(kinds)
+    recs = [
+        make_record(segment=i, closed=closed and i == n - 1, entries=(entries[k],))
+        for i, k in enumerate(kinds)
+    ]
+    by_offset = dict(zip(offsets, recs, strict=False))
+
+    def run(batch: list[int], memory: StreamMemory | None) -> tuple[dict[int, bytes], Any]:
+        out: dict[int, bytes] = {}
+        for off in batch:
+            rec = by_offset[off]
+            d = decide(rec, rs, memory, partition=0, offset=off, max_pending=16, idle_records=idle)
+            if d.message is not None:
+                names = frozenset(d.message.rules)
+                for pos in d.refetch:
+                    earlier = earlier_message(by_offset[pos.offset], rs, names, 0, pos.offset)
+                    out[pos.offset] = encode_matched(earlier)
+                out[off] = encode_matched(d.message)
+            if d.memory_changed:
+                memory = d.memory
+        return out, memory
+
+    cut = min(cut, len(kinds) - 1)
+    _, before = run(offsets[:cut], None)
+    first, after = run(offsets[cut:], before)
+    for memory in (before, after):
+        again, _ = run(offsets[cut:], memory)
+        for off, value in again.items():
+            assert off in first
+            assert value == first[off]

@@ -64,6 +64,13 @@ class Memory:
             if v.get("closed_at") and v["closed_at"][0] == partition
         ]
 
+    def unmatched(self, partition: int) -> list[tuple[int, bytes]]:
+        return [
+            (v["last"][1], k)
+            for k, v in self.data.items()
+            if v.get("last") and not v.get("rules") and v["last"][0] == partition
+        ]
+
 
 class Fetcher:
     def __init__(self, values: dict[tuple[int, int], bytes]) -> None:
@@ -87,6 +94,7 @@ def processor(
     producer: Producer | None = None,
     fetcher: Fetcher | None = None,
     committed: dict[int, int] | None = None,
+    idle_records: int | None = None,
 ) -> tuple[SegmentProcessor, Producer, Memory]:
     producer = producer or Producer()
     memory = Memory()
@@ -104,6 +112,7 @@ def processor(
         matched_topic="matched",
         deadletter_topic="dead",
         max_pending=8,
+        idle_records=idle_records,
         committed=commits.get,
         clock=lambda: 0.0,
     )
@@ -260,3 +269,49 @@ async def test_a_valid_record_in_another_json_form_is_published_as_the_same_reco
     (value,) = [v for t, _, v in producer.sent if t == "matched"]
     assert decode_matched(value).record == record
     assert value == encode_matched(decode_matched(value))  # rebuilt in the canonical form
+
+
+async def test_unmatched_memories_of_streams_that_never_close_are_swept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pipeline.process.IDLE_SWEEP_BATCHES", 1)
+    commits: dict[int, int] = {}
+    proc, _, memory = processor(committed=commits, idle_records=5)
+    stale = make_record(stream="gone", segment=0, closed=False, entries=(make_entry("tcp"),))
+    fresh = make_record(stream="live", segment=0, closed=False, entries=(make_entry("tcp"),))
+    await proc.handle([incoming(stale, 1), incoming(fresh, 4)])
+    assert memory.data[b"gone"]["last"] == [0, 1] and b"live" in memory.data
+    commits[0] = 7  # 7 - 1 > 5: "gone" can never be met unexpired again; 7 - 4 is not
+    await proc.handle([incoming(make_record(stream="x", entries=()), 7)])
+    assert b"gone" not in memory.data and b"live" in memory.data
+    assert proc.stats.memories_expired == 1
+    assert proc.stats.as_dict(0.0)["stream_memories_expired"] == 1
+
+
+async def test_an_expired_memory_met_again_is_counted_and_restarted() -> None:
+    proc, _, memory = processor(idle_records=5)
+    seg0 = make_record(stream="slow", segment=0, closed=False, entries=(make_entry("tcp"),))
+    seg1 = make_record(stream="slow", segment=1, closed=False, entries=(make_entry("tcp"),))
+    await proc.handle([incoming(seg0, 1)])
+    await proc.handle([incoming(seg1, 20)])
+    assert proc.stats.memories_expired == 1
+    assert memory.data[b"slow"]["pending"] == [[0, 20, 1]]
+    assert memory.data[b"slow"]["since"] == 1
+
+
+def test_the_table_store_finds_unmatched_memories_by_partition() -> None:
+    from pipeline.agents import TableMemory
+
+    class Table:
+        def __init__(self, data: dict[bytes, Any]) -> None:
+            self.data = data
+
+    table = Table(
+        {
+            b"a": {"rules": {}, "pending": [[2, 5, 0]], "overflow": 0, "last": [2, 5]},
+            b"b": {"rules": {}, "pending": [[3, 6, 0]], "overflow": 0, "last": [3, 6]},
+            b"c": {"rules": {"web": 0}, "pending": [], "overflow": 0},
+            b"d": {"rules": {}, "pending": [[2, 1, 0]], "overflow": 0},  # before "last" existed
+        }
+    )
+    assert TableMemory(table).unmatched(2) == [(5, b"a")]
