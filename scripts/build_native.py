@@ -124,7 +124,15 @@ def main() -> int:
         print("native: pure Python (no compiled modules)")
         return 0
     start = time.monotonic()
-    build(args.jobs)
+    try:
+        build(args.jobs)
+    except (Exception, SystemExit) as exc:  # setuptools reports a failed compile as SystemExit
+        print(
+            f"native: the mypyc build failed ({type(exc).__name__}: {exc}). It needs a C compiler "
+            "and the Python headers; STREAMTAP_PURE=1 runs the pure Python engine instead.",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"native: compiled {len(NATIVE_MODULES)} modules with mypyc "
         f"in {time.monotonic() - start:.0f} s"
