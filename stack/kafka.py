@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka.errors import KafkaError
@@ -80,9 +81,14 @@ def render_log4j2(log_file: Path) -> str:
 """
 
 
-def _new_cluster_id() -> str:
-    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def _new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """16 random bytes in URL-safe base64 without padding, as Kafka writes them, never starting
+    with ``-``: ``kafka-storage format -t -abc...`` reads such an id as an option and fails
+    (Kafka's own generator skips them for the same reason)."""
+    while True:
+        text = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def java_binary() -> str:

@@ -103,3 +103,16 @@ def test_parse_endpoint(url: str, expected: tuple[str, bool]) -> None:
 def test_parse_endpoint_rejects(url: str) -> None:
     with pytest.raises(ValueError, match="S3_ENDPOINT"):
         parse_endpoint(url)
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """``kafka-storage format -t -xyz`` takes such an id for an option; the stack then fails."""
+    import base64
+
+    from stack.kafka import _new_cluster_id
+
+    dash_first = base64.urlsafe_b64decode("-" + "A" * 21 + "==")  # encodes to "-AAAA..."
+    draws = iter([dash_first, dash_first, bytes(range(16))])
+    got = _new_cluster_id(lambda: next(draws))
+    assert got == base64.urlsafe_b64encode(bytes(range(16))).decode().rstrip("=")
+    assert all(not _new_cluster_id().startswith("-") for _ in range(2000))
