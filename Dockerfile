@@ -9,7 +9,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY . /app
-RUN pip install . \
+# Editable, so the engine modules compiled in place by scripts/build_native.py (mypyc; about
+# twice the pure-Python speed) are the ones imported; the compiler is removed afterwards.
+# A build that fails stops the image build (set STREAMTAP_PURE=1 to ship pure Python instead).
+ARG STREAMTAP_PURE=0
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install -e . "mypy>=1.13,<3" \
+    && STREAMTAP_PURE=$STREAMTAP_PURE python scripts/build_native.py \
+    && pip uninstall -y mypy \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app streamtap \
     && mkdir -p /var/lib/streamtap \
     && chown streamtap /var/lib/streamtap

@@ -193,7 +193,8 @@ def test_demo_sensor_reads_a_capture_bundled_in_the_image(compose: dict[str, Any
 def test_dockerfile_installs_the_project_on_python_slim() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", text, re.MULTILINE)
-    assert "pip install ." in text
+    assert "pip install -e ." in text  # the compiled engine is built in place in /app
+    assert "scripts/build_native.py" in text
     assert "docker/healthcheck.py" in COMPOSE.read_text()
     assert (ROOT / "docker" / "healthcheck.py").is_file()
 
