@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from replay.aggregate import Tally
 from replay.pcapout import PcapFrame, write_capture
 from replay.query import Query
 from replay.scan import ParallelCounter
@@ -327,6 +328,16 @@ class EntryStore:
         if lo is None:
             return 0
         return self._counter.count(self.path, query.text, lo, hi)
+
+    def parallel_tally(self, query: Query) -> Tally | None:
+        """The statistics tally from the worker processes, or None when the store is too small
+        for them or the query has a ``limit`` (the first n need the (ts, id) order)."""
+        if query.limit is not None:
+            return None
+        lo, hi = self._db().execute("SELECT MIN(id), MAX(id) FROM entries").fetchone()
+        if lo is None:
+            return None
+        return self._counter.tally(self.path, query.text, lo, hi)
 
     def matching(self, query: Query, columns: str = "ts") -> Iterator[tuple[Any, ...]]:
         """Every matching row (``columns`` + rowid + doc), in order, honouring ``limit``."""

@@ -45,3 +45,43 @@ def test_empty_selection_gives_empty_figures(tmp_path: Path) -> None:
     store = EntryStore(tmp_path / "s.db")
     s = statistics(store, compile_query("http"))
     assert s["total"] == 0 and s["timeline"] == {} and s["service_map"] == []
+
+
+def test_split_tallies_give_the_figures_of_one_ordered_pass(tmp_path: Path) -> None:
+    """Worker pieces merged (label numbers remapped, ties broken by name) == one scan."""
+    from replay.aggregate import COLUMNS, figures, tally
+    from replay.scan import ParallelCounter
+
+    store = EntryStore(tmp_path / "s.db")
+    records = list(population(500, seed=5))
+    store.add_records(records[250:])  # rowid order is not time order
+    store.add_records(records[:250])
+    hi = store.total()
+    counter = ParallelCounter(2, min_rows=1)
+    try:
+        for text in ("", "dns", 'http and request.path.startsWith("/api")', "not http"):
+            query = compile_query(text)
+            one_pass = figures(tally(store.matching(query, COLUMNS)), text)
+            merged = counter.tally(store.path, text, 1, hi)
+            assert merged is not None
+            assert figures(merged, text) == one_pass, text
+    finally:
+        counter.close()
+
+
+def test_statistics_use_the_workers_on_a_large_store(tmp_path: Path) -> None:
+    store = EntryStore(tmp_path / "s.db", scan_workers=2)
+    store._counter.min_rows = 1  # what counts as "large" for this test
+    records = list(population(300, seed=2))
+    store.add_records(records)
+    entries = [e for r in records for e in r.entries]
+    try:
+        for text in ("", "not dns"):
+            q = kfl_compile(text)
+            assert store.parallel_tally(compile_query(text)) is not None
+            s = statistics(store, compile_query(text))
+            assert s["total"] == sum(1 for e in entries if q(e))
+        assert store.parallel_tally(compile_query("http and limit(5)")) is None
+        assert statistics(store, compile_query("http and limit(5)"))["total"] == 5
+    finally:
+        store.close()
