@@ -202,23 +202,39 @@ def record_size(frames: list[Frame]) -> int:
 
 _new: Final = object.__new__
 _setattr: Final = object.__setattr__
-_RAW_FIELDS: Final = frozenset(RawPacket.model_fields)
+
+
+def _shared_fields_set(names: frozenset[str]) -> set[str]:
+    """One ``__pydantic_fields_set__`` object shared by every instance ``_trusted`` builds of a
+    model.
+
+    pydantic only ever changes an instance's fields set when a field is assigned (refused
+    first for these frozen models) and in ``model_copy(update=...)``, which updates a copy
+    (``__copy__`` copies the set before). A set per instance was a second GC-tracked object
+    per packet: its allocation, freeing and the collector's scans of it cost more than the
+    RawPacket's own fields. ``test_records`` checks copies, equality, dumps and pickling.
+    """
+    return set(names)
+
+
+_RAW_SET: Final = _shared_fields_set(frozenset(RawPacket.model_fields))
 #: the fields ``build_record`` supplies (all but ``schema_version``, left at its default), so
 #: ``model_fields_set`` matches what ``model_validate`` of the same dict reports
-_RECORD_SET: Final = frozenset(StreamRecord.model_fields) - {"schema_version"}
-_ENDPOINT_SET: Final = frozenset(Endpoint.model_fields)
-_STATS_SET: Final = frozenset(DirectionStats.model_fields)
+_RECORD_SET: Final = _shared_fields_set(frozenset(StreamRecord.model_fields) - {"schema_version"})
+_ENDPOINT_SET: Final = _shared_fields_set(frozenset(Endpoint.model_fields))
+_STATS_SET: Final = _shared_fields_set(frozenset(DirectionStats.model_fields))
 
 
-def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) -> _M:
+def _trusted(cls: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
     """An instance of a frozen schema model from values already of the right types.
 
     What pydantic's ``model_construct`` does, minus its per-field Python loop and defaults
-    pass: every field is given here, so there is nothing to fill in.
+    pass: every field is given here, so there is nothing to fill in. ``fields_set`` is shared
+    between instances (``_shared_fields_set``), never mutated.
     """
     obj = _new(cls)
     _setattr(obj, "__dict__", values)
-    _setattr(obj, "__pydantic_fields_set__", set(fields_set))  # pydantic wants a set of its own
+    _setattr(obj, "__pydantic_fields_set__", fields_set)
     _setattr(obj, "__pydantic_extra__", None)
     _setattr(obj, "__pydantic_private__", None)
     return obj
@@ -234,7 +250,7 @@ def raw_packet(frame: Frame) -> RawPacket:
     return _trusted(
         RawPacket,
         {"ts_ns": frame[0], "linktype": frame[1], "wirelen": frame[2], "data": frame[3]},
-        _RAW_FIELDS,
+        _RAW_SET,
     )
 
 

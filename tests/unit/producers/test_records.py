@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,29 @@ def test_raw_packet_equals_a_validated_one() -> None:
     assert fast.model_dump_json() == slow.model_dump_json()
     assert fast.model_dump(exclude_unset=True) == slow.model_dump(exclude_unset=True)
     assert RawPacket.model_validate_json(fast.model_dump_json()) == slow
+
+
+def test_shared_fields_set_is_never_changed_through_an_instance() -> None:
+    """RawPackets share one fields set (``records._shared_fields_set``): copies with updates,
+    refused assignments, deep copies and pickling must leave every other packet's set alone,
+    and the copies must still behave as pydantic's own."""
+    a, b = raw_packet((1, 1, 3, b"abc")), raw_packet((2, 1, 3, b"xyz"))
+    before = set(b.model_fields_set)
+    changed = a.model_copy(update={"ts_ns": 5})
+    assert changed.ts_ns == 5 and changed.data == b"abc" and a.ts_ns == 1
+    assert changed == RawPacket(ts_ns=5, linktype=1, wirelen=3, data=b"abc")
+    with pytest.raises(ValidationError):
+        a.ts_ns = 9  # type: ignore[misc]
+    deep = copy.deepcopy(a)
+    deep.model_fields_set.add("x")  # a copy owns its set
+    shallow = copy.copy(b)
+    shallow.model_fields_set.discard("data")
+    again = pickle.loads(pickle.dumps([a, b]))
+    assert again == [a, b] and again[0].model_fields_set == before
+    assert a.model_fields_set == before == b.model_fields_set
+    assert raw_packet((3, 1, 1, b"q")).model_fields_set == before
+    assert a.model_dump() == {"ts_ns": 1, "linktype": 1, "wirelen": 3, "data": b"abc"}
+    assert a != b and a == raw_packet((1, 1, 3, b"abc"))
 
 
 def test_record_round_trips() -> None:
