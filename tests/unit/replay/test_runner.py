@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.kfl import compile as kfl_compile
 from replay.dissect import dissect_capture
 from replay.jobs import Job, JobSpec, JobStore
 from replay.query import compile_query
-from replay.runner import restore_names, run_job
+from replay.runner import _FEED_AHEAD, _FEED_CHUNK, Dissect, RecordSink, restore_names, run_job
 from replay.service import StoreSink
 from replay.store import EntryStore
 from replay.testing import http_entry, make_record
+from streamtap.schema import StreamRecord
 
 CORPUS = Path(__file__).parents[2] / "data" / "corpus"
 FILES = ["mixed-wikipedia-http-dns.pcap", "http11-head-500.pcap", "dns-nxdomain.pcap"]
@@ -112,3 +114,76 @@ def test_a_cancel_request_from_another_process_stops_the_job(tmp_path: Path) -> 
     )  # fmt: skip
     assert done.state == "cancelled"
     assert done.objects_done < len(FILES)
+
+
+class _ListSink:
+    """Keeps what is written, and how far the dissector had got at each write."""
+
+    def __init__(self, made: list[int]) -> None:
+        self.made = made
+        self.batches: list[list[StreamRecord]] = []
+        self.made_at_write: list[int] = []
+
+    async def write(self, records: list[StreamRecord]) -> None:
+        self.batches.append(records)
+        self.made_at_write.append(self.made[0])
+
+    async def close(self) -> None:
+        return None
+
+
+def _counting_dissect(total: int, made: list[int], closed: list[bool]) -> Dissect:
+    """Makes ``total`` one-entry records per object, counting them in ``made[0]``; notes in
+    ``closed`` when the generator was closed before its end."""
+
+    def dissect(data: bytes, node: str) -> Iterator[StreamRecord]:
+        try:
+            for i in range(total):
+                made[0] += 1
+                yield make_record([http_entry(f"s{i}", 0, i)], packets=1)
+        except GeneratorExit:
+            closed.append(True)
+            raise
+
+    return dissect
+
+
+def _run_with(tmp_path: Path, dissect: Dissect, sink: RecordSink, kfl: str = "") -> Job:
+    (tmp_path / "one.pcap").write_bytes(b"")
+    jobs = JobStore(tmp_path / "jobs")
+    spec = JobSpec(source=str(tmp_path / "one.pcap"), kfl=kfl)
+    job = Job(id="j3", spec=spec.model_dump(mode="json"))
+    return asyncio.run(run_job(job, jobs, threading.Event(), sink=sink, dissect=dissect))
+
+
+def test_records_are_written_while_the_object_is_still_being_dissected(tmp_path: Path) -> None:
+    total, made, closed = 20 * 256, [0], list[bool]()
+    sink = _ListSink(made)
+    done = _run_with(tmp_path, _counting_dissect(total, made, closed), sink)
+    assert done.state == "done" and done.records_out == total and done.objects_done == 1
+    assert [len(b) for b in sink.batches] == [256] * 20
+    written = [r.entries[0]["stream"] for b in sink.batches for r in b]
+    assert written == [f"s{i}" for i in range(total)]
+    # the dissecting thread ran at most the hand-over cap ahead of the first write
+    assert sink.made_at_write[0] <= (_FEED_AHEAD + 2) * _FEED_CHUNK < total
+
+
+def test_a_limit_stops_the_dissecting_thread(tmp_path: Path) -> None:
+    total, made, closed = 100 * 256, [0], list[bool]()
+    sink = _ListSink(made)
+    done = _run_with(tmp_path, _counting_dissect(total, made, closed), sink, "limit(300)")
+    assert done.state == "done" and done.records_out == 300
+    for t in threading.enumerate():
+        if t.name == "replay-dissect":
+            t.join(timeout=10)
+            assert not t.is_alive()
+    assert made[0] < total and closed == [True]
+
+
+def test_a_bug_in_the_dissector_fails_the_job(tmp_path: Path) -> None:
+    def broken(data: bytes, node: str) -> Iterator[StreamRecord]:
+        yield make_record([http_entry("s0", 0, 0)], packets=1)
+        raise KeyError("oops")
+
+    done = _run_with(tmp_path, broken, _ListSink([0]))
+    assert done.state == "failed" and "KeyError" in (done.error or "")
