@@ -201,7 +201,12 @@ def record_size(frames: list[Frame]) -> int:
 
 
 _new: Final = object.__new__
-_setattr: Final = object.__setattr__
+#: setters of the four slots every pydantic model has (``BaseModel.__slots__``): called
+#: directly they skip the attribute lookup ``object.__setattr__`` does for each of them
+_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
+_set_fields: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _shared_fields_set(names: frozenset[str]) -> set[str]:
@@ -233,10 +238,10 @@ def _trusted(cls: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
     between instances (``_shared_fields_set``), never mutated.
     """
     obj = _new(cls)
-    _setattr(obj, "__dict__", values)
-    _setattr(obj, "__pydantic_fields_set__", fields_set)
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
+    _set_dict(obj, values)
+    _set_fields(obj, fields_set)
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
 
 
