@@ -182,7 +182,7 @@ class FlowTable:
             key = next(iter(closed))
             if closed[key][0] >= tomb_before:
                 break
-            del closed[key]
+            _release(closed.pop(key)[1])
         for conn in self.conns.values():
             last = conn.last_ts
             if conn.proto == TCP:
@@ -214,11 +214,16 @@ class FlowTable:
                 half.recent.clear()
             if conn.closing:
                 closed = self.closed
-                closed.pop(conn.key, None)
+                tomb = closed.pop(conn.key, None)
+                if tomb is not None and tomb[1] is not conn:
+                    _release(tomb[1])
                 closed[conn.key] = (ts_ns, conn)
                 while len(closed) > self.config.max_streams:
-                    del closed[next(iter(closed))]
+                    _release(closed.pop(next(iter(closed)))[1])
+                self.listener.on_close(conn, reason, ts_ns)
+                return  # kept as a tombstone: released when it leaves ``closed``
         self.listener.on_close(conn, reason, ts_ns)
+        _release(conn)
 
     def _reopen(self, key: tuple[Any, ...], pkt: Packet) -> Conn | None:
         """A packet for a closed stream: late traffic of it, unless it is a fresh SYN."""
@@ -231,6 +236,7 @@ class FlowTable:
             if conn.halves[0].isn != pkt.seq:
                 self.counts["port_reuse"] += 1
                 del self.closed[key]
+                _release(conn)
                 return None
         del self.closed[key]
         self.counts["reopened"] += 1
@@ -263,3 +269,13 @@ class FlowTable:
         self.counts["cap_max_streams"] += len(victims)
         for conn in victims:
             self.close(conn, "evicted", conn.last_ts)
+
+
+def _release(conn: Conn) -> None:
+    """A stream that left the table for good (ended and not kept as a tombstone, or its
+    tombstone dropped): break its one reference cycle (``Conn.halves`` <-> each half's owner),
+    so reference counting frees the stream and what hangs off it (the listener's ``ctx``) at
+    once. Otherwise each ended TCP stream (~18 objects) is left for the cyclic collector:
+    young collections trace and free them, and the survivors promoted with the live streams
+    make the older collections slow (one of 0.46 s seen in the sensor benchmark)."""
+    conn.halves = None

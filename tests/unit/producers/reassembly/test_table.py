@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from producers.decode import Decoder, Packet
 from producers.decode.synth import ACK, FIN, PSH, RST, SYN, tcp_frame, udp_frame
 from producers.reassembly import Conn, FlowTable, ReassemblyConfig
+from producers.reassembly.half import HalfStream
 
 C, S = "10.0.0.1", "10.0.0.2"
 CP, SP = 40000, 80
@@ -354,3 +356,38 @@ def test_new_syn_on_a_live_stream_with_data_is_port_reuse() -> None:
     # a retransmitted SYN (same ISN) is not a new connection
     rec, table = run([*handshake(), handshake()[0], *client_segments(b"x", [])])
     assert len(rec.opened) == 1
+
+
+def test_streams_that_leave_the_table_are_freed_without_the_cyclic_gc() -> None:
+    """Idle-ended, tombstone-expired, tombstone-overflowed and port-reused streams give up
+    their Conn <-> HalfStream cycle; a tombstone keeps it (it may be reopened)."""
+    gc.collect()
+    gc.disable()
+    try:
+        rec = Recorder()
+        table = FlowTable(rec, ReassemblyConfig(max_streams=2))
+        for p in handshake():  # ends idle
+            table.packet(p)
+        table.expire(400 * SEC)
+        d = Decoder()
+        for i in range(4):  # four RST-closed streams: two tombstones overflow
+            t = 500 * SEC + i * 10 * SEC
+            sp = 41000 + i
+            table.packet(d.decode(tcp_frame(t, C, sp, S, SP, 1, 0, SYN)))
+            table.packet(d.decode(tcp_frame(t + 1, C, sp, S, SP, 2, 0, RST)))
+            table.expire(t + 5 * SEC)
+        assert len(table.closed) == 2
+        kept = [conn for _, conn in table.closed.values()]
+        assert all(conn.halves is not None for conn in kept)
+        left = [conn for conn in rec.opened if all(conn is not k for k in kept)]
+        assert len(left) == 3 and all(conn.halves is None for conn in left)
+        table.expire(1000 * SEC)  # the tombstones expire too
+        assert not table.closed and all(conn.halves is None for conn in kept)
+        del rec, table, kept, left
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        assert not [o for o in gc.garbage if isinstance(o, (Conn, HalfStream))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
