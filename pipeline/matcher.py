@@ -354,47 +354,23 @@ def decide(
         # gets none: a replay decides it from nothing again and gives the same message, so the
         # two changelog writes (marker, then deletion) would buy nothing.
         if first and not memory.empty:
-            closed = StreamMemory(
+            kept: StreamMemory | None = StreamMemory(
                 first=tuple(sorted(first.items())), closed_at=(partition, offset), since=since
             )
-            return Decision(
-                publish=publish,
-                segment=record,
-                refetch=refetch,
-                memory=closed,
-                memory_changed=closed != given,
-                lost_earlier=lost,
-                matched_now=matched,
-                expired=expired,
-            )
-        return Decision(
-            publish=publish,
-            segment=record,
-            refetch=refetch,
-            memory=None,
-            memory_changed=not given.empty,
-            lost_earlier=lost,
-            matched_now=matched,
-            expired=expired,
-        )
-    if expired and after.empty:
+            changed = kept != given
+        else:
+            kept, changed = None, not given.empty
+    elif expired and after.empty:
         # expired, and nothing new to remember (recording off): delete the old entry
-        return Decision(
-            publish=publish,
-            segment=record,
-            refetch=refetch,
-            memory=None,
-            memory_changed=True,
-            lost_earlier=lost,
-            matched_now=matched,
-            expired=expired,
-        )
+        kept, changed = None, True
+    else:
+        kept, changed = after, after != given
     return Decision(
         publish=publish,
         segment=record,
         refetch=refetch,
-        memory=after,
-        memory_changed=after != given,
+        memory=kept,
+        memory_changed=changed,
         lost_earlier=lost,
         matched_now=matched,
         expired=expired,
