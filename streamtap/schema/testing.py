@@ -1,4 +1,4 @@
-"""Entry factories for tests in any package (like mitmproxy's ``tflow``).
+"""Entry and record factories for tests in any package (like mitmproxy's ``tflow``).
 
 Each factory returns a plain JSON-ready dict that has been validated against the entry models,
 so a test that builds its input here cannot drift from ENTRY.md. Keyword arguments override the
@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from streamtap.schema.entry import PROTOCOLS, entry_from_json
+from streamtap.schema.record import Gap, Node, RawPacket, StreamRecord
 
-__all__ = ["bare_entry", "dns_entry", "dns_record", "http_entry"]
+__all__ = ["bare_entry", "dns_entry", "dns_record", "full_record", "http_entry"]
 
 _UNSET: Any = object()
 
@@ -216,3 +217,32 @@ def bare_entry(
         **common,
     )
     return _validated(entry)
+
+
+def full_record(entries: list[dict[str, Any]] | None = None, **fields: Any) -> StreamRecord:
+    """A record with every field set to something other than its default (so encoders and
+    decoders are checked on every field), validated; keyword arguments replace fields."""
+    values: dict[str, Any] = {
+        "stream_id": "0123456789abcdef",
+        "segment": 3,
+        "closed": True,
+        "node": Node(name="n1", ip="192.0.2.9"),
+        "layer4": "tcp",
+        "src": {"ip": "10.0.0.1", "port": 40000},
+        "dst": {"ip": "2001:db8::1", "port": 80},
+        "vlan": (10, 20),
+        "first_ts_ns": 1,
+        "last_ts_ns": 2**62,
+        "client": {"packets": 4, "bytes": 100},
+        "server": {"packets": 5, "bytes": 0},
+        "gaps": [Gap(direction="server", offset=7, length=9, ts_ns=11)],
+        "entries": [http_entry(), dns_entry(), bare_entry()] if entries is None else entries,
+        "packets": [
+            RawPacket(ts_ns=1, linktype=1, wirelen=60, data=bytes(range(60))),
+            RawPacket(ts_ns=2, linktype=276, wirelen=9000, data=b""),
+            RawPacket(ts_ns=3, linktype=1, wirelen=1, data=b"\xff"),
+            RawPacket(ts_ns=4, linktype=1, wirelen=2, data=b"\xff\xfe"),
+        ],
+    }
+    values.update(fields)
+    return StreamRecord.model_validate(values)

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from producers.capture import open_capture
 from producers.engine import Engine
 from streamtap.schema import (
-    Gap,
     Node,
     RawPacket,
     StreamRecord,
@@ -26,6 +25,7 @@ from streamtap.schema import (
     encode_record,
 )
 from streamtap.schema.record import _FAST_ENCODE
+from streamtap.schema.testing import full_record
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
 
@@ -45,33 +45,8 @@ def test_same_bytes_as_pydantic_on_corpus_records(name: str) -> None:
         assert encode_record(record) == _reference(record)
 
 
-def _record(entries: list[dict[str, Any]], **fields: Any) -> StreamRecord:
-    values: dict[str, Any] = {
-        "stream_id": "0123456789abcdef",
-        "segment": 3,
-        "closed": True,
-        "node": Node(name="n1", ip="192.0.2.9"),
-        "layer4": "tcp",
-        "src": {"ip": "10.0.0.1", "port": 40000},
-        "dst": {"ip": "2001:db8::1", "port": 80},
-        "vlan": (10, 20),
-        "first_ts_ns": 1,
-        "last_ts_ns": 2**62,
-        "client": {"packets": 4, "bytes": 100},
-        "server": {"packets": 5, "bytes": 0},
-        "gaps": [Gap(direction="server", offset=7, length=9, ts_ns=11)],
-        "entries": entries,
-        "packets": [
-            RawPacket(ts_ns=1, linktype=1, wirelen=60, data=bytes(range(60))),
-            RawPacket(ts_ns=2, linktype=276, wirelen=9000, data=b""),
-        ],
-    }
-    values.update(fields)
-    return StreamRecord.model_validate(values)
-
-
 def test_same_bytes_with_every_field_set() -> None:
-    record = _record([{"id": "x-0", "nested": {"a": [1, 2.5, None, True, "é\u2028"]}}])
+    record = full_record([{"id": "x-0", "nested": {"a": [1, 2.5, None, True, "é\u2028"]}}])
     assert encode_record(record) == _reference(record)
     assert decode_record(encode_record(record)) == record
 
@@ -86,7 +61,7 @@ def test_same_bytes_with_defaults() -> None:
 
 
 def test_values_orjson_refuses_go_through_pydantic() -> None:
-    record = _record([{"raw": b"bytes are utf-8 text in pydantic's JSON", "t": (1, 2)}])
+    record = full_record([{"raw": b"bytes are utf-8 text in pydantic's JSON", "t": (1, 2)}])
     assert encode_record(record) == _reference(record)
 
 
@@ -109,7 +84,7 @@ _JSON = st.recursive(
     st.binary(max_size=64),
 )
 def test_same_bytes_on_hypothesis_records(entries: list[dict[str, Any]], data: bytes) -> None:
-    record = _record(entries, packets=[RawPacket(ts_ns=5, linktype=1, wirelen=99, data=data)])
+    record = full_record(entries, packets=[RawPacket(ts_ns=5, linktype=1, wirelen=99, data=data)])
     try:
         expected: bytes | type[Exception] = _reference(record)
     except orjson.JSONEncodeError:

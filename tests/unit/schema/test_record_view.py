@@ -27,10 +27,7 @@ from hypothesis import strategies as st
 from producers.capture import open_capture
 from producers.engine import Engine
 from streamtap.schema import (
-    Gap,
     MatchedStream,
-    Node,
-    RawPacket,
     RecordError,
     RuleSettings,
     StreamRecord,
@@ -42,7 +39,7 @@ from streamtap.schema import (
     view_record,
 )
 from streamtap.schema.record import _FAST_CHECK, _packets_ok
-from streamtap.schema.testing import bare_entry, dns_entry, http_entry
+from streamtap.schema.testing import full_record
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
 CAPTURES = sorted(p.name for p in CORPUS.glob("*.pcap"))
@@ -50,34 +47,6 @@ CAPTURES = sorted(p.name for p in CORPUS.glob("*.pcap"))
 
 def _corpus(name: str) -> list[StreamRecord]:
     return Engine("test-node").feed_all(open_capture(CORPUS / name))
-
-
-def _full(**fields: Any) -> StreamRecord:
-    """A record with every field set to something other than its default."""
-    values: dict[str, Any] = {
-        "stream_id": "0123456789abcdef",
-        "segment": 3,
-        "closed": True,
-        "node": Node(name="n1", ip="192.0.2.9"),
-        "layer4": "tcp",
-        "src": {"ip": "10.0.0.1", "port": 40000},
-        "dst": {"ip": "2001:db8::1", "port": 80},
-        "vlan": (10, 20),
-        "first_ts_ns": 1,
-        "last_ts_ns": 2**62,
-        "client": {"packets": 4, "bytes": 100},
-        "server": {"packets": 5, "bytes": 0},
-        "gaps": [Gap(direction="server", offset=7, length=9, ts_ns=11)],
-        "entries": [http_entry(), dns_entry(), bare_entry()],
-        "packets": [
-            RawPacket(ts_ns=1, linktype=1, wirelen=60, data=bytes(range(60))),
-            RawPacket(ts_ns=2, linktype=276, wirelen=9000, data=b""),
-            RawPacket(ts_ns=3, linktype=1, wirelen=1, data=b"\xff"),
-            RawPacket(ts_ns=4, linktype=1, wirelen=2, data=b"\xff\xfe"),
-        ],
-    }
-    values.update(fields)
-    return StreamRecord.model_validate(values)
 
 
 def _outcome(fn: Any, data: bytes) -> Any:
@@ -130,14 +99,14 @@ def test_corpus_records_take_the_fast_path_and_agree(name: str) -> None:
 
 
 def test_generated_records_take_the_fast_path_and_agree() -> None:
-    for record in (_full(), _full(vlan=(), gaps=(), entries=(), packets=())):
+    for record in (full_record(), full_record(vlan=(), gaps=(), entries=(), packets=())):
         data = encode_record(record)
         assert view_record(data).raw is data
         _assert_same(data)
 
 
 def test_valid_but_unusual_json_takes_pydantics_path() -> None:
-    doc = orjson.loads(encode_record(_full()))
+    doc = orjson.loads(encode_record(full_record()))
     doc["src"]["port"] = "80"  # pydantic's lax mode accepts it; the check leaves it to pydantic
     view = view_record(orjson.dumps(doc))
     assert view.raw is None
@@ -147,7 +116,7 @@ def test_valid_but_unusual_json_takes_pydantics_path() -> None:
 
 # -- hypothesis mutations ----------------------------------------------------------------------
 
-BASES = [encode_record(_full())] + [encode_record(r) for r in _corpus("dns-mx.pcap")[:2]]
+BASES = [encode_record(full_record())] + [encode_record(r) for r in _corpus("dns-mx.pcap")[:2]]
 
 
 def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -327,9 +296,9 @@ def test_encode_matched_gives_pydantics_bytes_on_corpus(name: str) -> None:
 
 def test_encode_matched_gives_pydantics_bytes_with_defaults_and_odd_entries() -> None:
     for message in (
-        MatchedStream(record=_full(), rules={}),
-        _matched(_full(entries=[{"raw": b"bytes", "t": (1, 2)}])),  # orjson refuses: pydantic
-        _matched(_full(), source_partition=None, source_offset=None),
+        MatchedStream(record=full_record(), rules={}),
+        _matched(full_record(entries=[{"raw": b"bytes", "t": (1, 2)}])),  # orjson refuses: pydantic
+        _matched(full_record(), source_partition=None, source_offset=None),
     ):
         assert encode_matched(message) == _reference(message)
 
@@ -352,7 +321,7 @@ def test_spliced_message_is_byte_identical_on_corpus(name: str) -> None:
 
 
 def test_spliced_message_with_redacted_entries_is_byte_identical() -> None:
-    record = _full()
+    record = full_record()
     redacted = ({"id": "x", "secret": "[REDACTED]"}, *record.entries[1:])
     expected = encode_matched(_matched(record.model_copy(update={"entries": redacted})))
     assert _view_message(encode_record(record), entries=redacted) == expected
@@ -385,7 +354,7 @@ def test_spliced_message_decodes_to_the_same_message(data: bytes) -> None:
 
 
 def test_non_canonical_json_is_carried_as_published() -> None:
-    record = _full()
+    record = full_record()
     pretty = orjson.dumps(orjson.loads(encode_record(record)), option=orjson.OPT_INDENT_2)
     spliced = _view_message(pretty)
     assert pretty in spliced
