@@ -27,7 +27,7 @@ from replay.query import Query, compile_query
 
 T = TypeVar("T")
 
-__all__ = ["ParallelCounter", "count_range", "tally_range"]
+__all__ = ["ParallelScan", "count_range", "tally_range"]
 
 #: chunks per worker: enough for an even finish when some chunks are denser than others
 _CHUNKS_PER_WORKER = 4
@@ -88,8 +88,8 @@ def _ready() -> None:
     compile_query("http")
 
 
-class ParallelCounter:
-    """A lazily started process pool shared by every count of one store."""
+class ParallelScan:
+    """A lazily started process pool shared by every count and statistics scan of one store."""
 
     def __init__(self, workers: int, min_rows: int = _MIN_ROWS) -> None:
         self.workers = workers

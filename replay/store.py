@@ -32,7 +32,7 @@ import orjson
 from replay.aggregate import Tally
 from replay.pcapout import PcapFrame, write_capture
 from replay.query import Query
-from replay.scan import ParallelCounter
+from replay.scan import ParallelScan
 from replay.summary import Row, index_terms, summarize
 from streamtap.schema import StreamRecord
 
@@ -149,7 +149,7 @@ class EntryStore:
     ) -> None:
         self.path = Path(path)
         self.max_pcap_bytes = max_pcap_bytes
-        self._counter = ParallelCounter(scan_workers or os.cpu_count() or 1)
+        self._scan_pool = ParallelScan(scan_workers or os.cpu_count() or 1)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -178,11 +178,11 @@ class EntryStore:
         return db
 
     def warm(self, wait: bool = False) -> None:
-        """Start the count workers ahead of the first query (see ``replay.scan``)."""
-        self._counter.warm(wait)
+        """Start the scan workers (counts, statistics) before the first query (``replay.scan``)."""
+        self._scan_pool.warm(wait)
 
     def close(self) -> None:
-        self._counter.close()
+        self._scan_pool.close()
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
@@ -327,7 +327,7 @@ class EntryStore:
         lo, hi = self._db().execute("SELECT MIN(id), MAX(id) FROM entries").fetchone()
         if lo is None:
             return 0
-        return self._counter.count(self.path, query.text, lo, hi)
+        return self._scan_pool.count(self.path, query.text, lo, hi)
 
     def parallel_tally(self, query: Query) -> Tally | None:
         """The statistics tally from the worker processes, or None when the store is too small
@@ -337,7 +337,7 @@ class EntryStore:
         lo, hi = self._db().execute("SELECT MIN(id), MAX(id) FROM entries").fetchone()
         if lo is None:
             return None
-        return self._counter.tally(self.path, query.text, lo, hi)
+        return self._scan_pool.tally(self.path, query.text, lo, hi)
 
     def matching(self, query: Query, columns: str = "ts") -> Iterator[tuple[Any, ...]]:
         """Every matching row (``columns`` + rowid + doc), in order, honouring ``limit``."""

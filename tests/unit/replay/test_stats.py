@@ -50,28 +50,28 @@ def test_empty_selection_gives_empty_figures(tmp_path: Path) -> None:
 def test_split_tallies_give_the_figures_of_one_ordered_pass(tmp_path: Path) -> None:
     """Worker pieces merged (label numbers remapped, ties broken by name) == one scan."""
     from replay.aggregate import COLUMNS, figures, tally
-    from replay.scan import ParallelCounter
+    from replay.scan import ParallelScan
 
     store = EntryStore(tmp_path / "s.db")
     records = list(population(500, seed=5))
     store.add_records(records[250:])  # rowid order is not time order
     store.add_records(records[:250])
     hi = store.total()
-    counter = ParallelCounter(2, min_rows=1)
+    scan = ParallelScan(2, min_rows=1)
     try:
         for text in ("", "dns", 'http and request.path.startsWith("/api")', "not http"):
             query = compile_query(text)
             one_pass = figures(tally(store.matching(query, COLUMNS)), text)
-            merged = counter.tally(store.path, text, 1, hi)
+            merged = scan.tally(store.path, text, 1, hi)
             assert merged is not None
             assert figures(merged, text) == one_pass, text
     finally:
-        counter.close()
+        scan.close()
 
 
 def test_statistics_use_the_workers_on_a_large_store(tmp_path: Path) -> None:
     store = EntryStore(tmp_path / "s.db", scan_workers=2)
-    store._counter.min_rows = 1  # what counts as "large" for this test
+    store._scan_pool.min_rows = 1  # what counts as "large" for this test
     records = list(population(300, seed=2))
     store.add_records(records)
     entries = [e for r in records for e in r.entries]

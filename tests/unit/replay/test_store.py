@@ -223,18 +223,18 @@ def test_generated_and_or_queries_count_what_kfl_matches(filled, tree: str, stri
 
 
 def test_parallel_count_agrees_with_kfl(filled) -> None:
-    from replay.scan import ParallelCounter, count_range
+    from replay.scan import ParallelScan, count_range
 
     store, entries = filled
-    counter = ParallelCounter(2, min_rows=1)
+    scan = ParallelScan(2, min_rows=1)
     try:
         for text in ('http and request.path.startsWith("/api")', "http or dns", "not http"):
             expected = len(_ids_by_kfl(entries, text))
             lo, hi = 1, len(entries)
             assert count_range(str(store.path), text, lo, hi) == expected
-            assert counter.count(store.path, text, lo, hi) == expected
+            assert scan.count(store.path, text, lo, hi) == expected
     finally:
-        counter.close()
+        scan.close()
 
 
 def test_a_store_of_another_schema_version_is_refused(tmp_path: Path) -> None:
