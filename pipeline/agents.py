@@ -17,7 +17,7 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.errors import KafkaError
-from faust.types import TP
+from faust.types import TP, Message
 
 from pipeline.control import ControlListener
 from pipeline.fetch import SegmentFetcher
@@ -71,6 +71,22 @@ class TableMemory:
             return Outgoing(topic, key, None, partition=partition)
         data[key] = value
         return Outgoing(topic, key, orjson.dumps(value), partition=partition)
+
+
+def skipped_message(topic: str, item: Incoming) -> Message:
+    """A Faust message standing for a record the consumer skipped and the processor read."""
+    return Message(
+        topic,
+        item.partition,
+        item.offset,
+        time.time(),
+        0,
+        None,
+        item.key,
+        item.value,
+        None,
+        tp=TP(topic, item.partition),
+    )
 
 
 def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
@@ -145,7 +161,11 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
                         message.partition, message.offset, message.key, message.value, marks[tp]
                     )
                 )
-            await processor().handle(batch)
+            for item in await processor().handle(batch):
+                # a record Faust skipped (it never reached the stream, so Faust never acks
+                # it and would hold its partition's commit there for good), read and
+                # delivered by the processor: acked now, as if it had come through
+                app.consumer.ack(skipped_message(settings.streams_topic, item))
 
     @app.timer(config.poll_interval_s)
     async def poll_rules() -> None:

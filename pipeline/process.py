@@ -253,48 +253,62 @@ class SegmentProcessor:
         #: per partition, the offset after the last record handled (gap detection)
         self._next: dict[int, int] = {}
 
-    async def _fill_gaps(self, batch: Sequence[Incoming]) -> list[Incoming]:
-        """Records the consumer skipped, read from ``streams`` and put before the batch.
+    async def _fill_gaps(self, batch: Sequence[Incoming]) -> tuple[list[Incoming], list[Incoming]]:
+        """The batch with the records the consumer skipped read from ``streams`` and put where
+        they belong (before the first record after each hole), and those records alone.
 
         A partition's records must reach the agent in order from the committed offset; around
         rebalances Faust has been seen to hand over a partition's later records first (it skips
-        events fetched before the rebalance and its seek back can come too late). The agent
-        checks each partition's offsets against the last one it handled (or the committed one,
-        for a partition new to this worker) and reads any gap itself, so skipped records are
-        processed, never lost; a gap another worker already handled gives identical duplicates.
+        events fetched before the rebalance and its seek back can come too late), and to leave
+        out a record in the middle of a batch. Every record's offset is checked against the one
+        after the record before it on its partition (for a batch's first record of a partition:
+        the later of the last one handled here and the group's commit); any hole is read here,
+        so skipped records are processed, never lost. A hole another worker already handled
+        gives identical duplicates.
         """
-        firsts: dict[int, int] = {}
+        out: list[Incoming] = []
+        holes: list[Incoming] = []
+        expect: dict[int, int | None] = {}
         for item in batch:
-            if item.partition not in firsts or item.offset < firsts[item.partition]:
-                firsts[item.partition] = item.offset
-        extra: list[Incoming] = []
-        for partition, first in sorted(firsts.items()):
-            # the later of: after the last record handled here, and the group's commit (a
-            # partition that comes back after another worker had it starts from its commit)
-            known = [o for o in (self._next.get(partition), self.committed(partition)) if o]
-            expected = max(known) if known else None
-            if expected is not None and first > expected:
-                log.warning(
-                    "%s/%d: records %d..%d were not delivered to the agent; reading them",
-                    self.streams_topic,
-                    partition,
-                    expected,
-                    first - 1,
-                )
-                self.stats.gaps_filled += first - expected
-                for offset, key, value in await self.fetcher.fetch_range(
-                    partition, expected, first
-                ):
-                    extra.append(Incoming(partition, offset, key, value))
-        for item in batch:
-            if item.offset + 1 > self._next.get(item.partition, -1):
-                self._next[item.partition] = item.offset + 1
-        return extra
+            partition = item.partition
+            if partition in expect:
+                expected = expect[partition]
+            else:
+                # the later of: after the last record handled here, and the group's commit (a
+                # partition that comes back after another worker had it starts from its commit)
+                known = [o for o in (self._next.get(partition), self.committed(partition)) if o]
+                expected = max(known) if known else None
+            if expected is not None and item.offset > expected:
+                hole = await self._read_hole(partition, expected, item.offset)
+                holes += hole
+                out += hole
+            if expected is None or item.offset + 1 > expected:
+                expected = item.offset + 1
+            expect[partition] = expected
+            out.append(item)
+        for partition, expected in expect.items():
+            if expected is not None:
+                self._next[partition] = expected
+        return out, holes
 
-    async def handle(self, batch: Sequence[Incoming]) -> None:
-        gaps = await self._fill_gaps(batch)
-        if gaps:
-            batch = [*gaps, *batch]
+    async def _read_hole(self, partition: int, start: int, end: int) -> list[Incoming]:
+        log.warning(
+            "%s/%d: records %d..%d were not delivered to the agent; reading them",
+            self.streams_topic,
+            partition,
+            start,
+            end - 1,
+        )
+        self.stats.gaps_filled += end - start
+        return [
+            Incoming(partition, offset, key, value)
+            for offset, key, value in await self.fetcher.fetch_range(partition, start, end)
+        ]
+
+    async def handle(self, batch: Sequence[Incoming]) -> list[Incoming]:
+        """Process ``batch``; returns the records read here because the consumer skipped them
+        (already processed and delivered too), which the consumer should count as acked."""
+        batch, holes = await self._fill_gaps(batch)
         stats = self.stats
         out: list[Outgoing] = []
         writes: dict[bytes, tuple[int, StreamMemory | None]] = {}
@@ -335,6 +349,7 @@ class SegmentProcessor:
                 stats.delivered[item.partition] = item.offset + 1
         stats.batches += 1
         stats.sample(self.clock())
+        return holes
 
     def _forget_committed(
         self, batch: Sequence[Incoming], writes: dict[bytes, tuple[int, StreamMemory | None]]

@@ -11,7 +11,12 @@ import time
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    InvalidReplicationFactorError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
 from stack.errors import StackError
 from streamtap.kafka import make_admin
@@ -87,6 +92,14 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.1)
 
 
+def worth_retrying(exc: KafkaError) -> bool:
+    """Whether topic creation may succeed if asked again. Besides the errors Kafka calls
+    retriable: a KRaft broker that has just started registers fenced and is unfenced a moment
+    later; until then creation fails with "All brokers are currently fenced", an error aiokafka
+    marks as final (seen on a loaded machine right after ``up``)."""
+    return bool(exc.retriable) or isinstance(exc, InvalidReplicationFactorError)
+
+
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create the topics that do not exist yet; returns the names created this time.
 
@@ -104,7 +117,7 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
             await _wait_for_leaders(admin, specs, deadline)
             return created
         except KafkaError as exc:
-            if not exc.retriable or time.monotonic() > deadline:
+            if not worth_retrying(exc) or time.monotonic() > deadline:
                 raise StackError(
                     f"topic creation on {settings.kafka_bootstrap} failed: {exc!r}"
                 ) from exc

@@ -198,6 +198,8 @@ async def test_sigkill_mid_run_loses_no_matched_stream(
             assert seen[key] == raw.value, f"duplicate of {key} differs"
         seen[key] = raw.value
         assert set(m.rules) == expected[key]
+    missing = sorted(set(expected) - set(seen))
+    assert not missing, f"{len(missing)} matched segments missing, e.g. {missing[:5]}"
     assert set(seen) == set(expected)
     print(f"{len(records)} records, {len(seen)} matched segments, {duplicates} duplicates")
 

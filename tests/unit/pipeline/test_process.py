@@ -224,6 +224,22 @@ async def test_records_the_consumer_skipped_are_read_and_processed_first() -> No
     assert proc.stats.gaps_filled == 2
 
 
+async def test_a_record_skipped_inside_a_batch_is_read_and_processed_in_its_place() -> None:
+    """Seen after a SIGKILL and rebalance: Faust handed over offsets 12 and 14 of a partition in
+    one batch, never 13. The hole is read before the record after it, so order holds."""
+    s = [make_record(stream=f"h{i}", entries=(make_entry("http"),)) for i in range(4)]
+    fetcher = Fetcher({(0, 13): encode_record(s[1])})
+    proc, producer, _ = processor(fetcher=fetcher, committed={0: 12})
+    holes = await proc.handle([incoming(s[0], 12), incoming(s[2], 14), incoming(s[3], 15)])
+    assert [(h.partition, h.offset) for h in holes] == [(0, 13)]  # the consumer acks them
+    published = [decode_matched(v) for t, _, v in producer.sent if t == "matched"]
+    assert [m.source_offset for m in published] == [12, 13, 14, 15]
+    assert [m.record.stream_id for m in published] == ["h0", "h1", "h2", "h3"]
+    assert proc.stats.gaps_filled == 1
+    assert await proc.handle([incoming(s[0], 16), incoming(s[0], 15)]) == []  # no hole
+    assert proc.stats.gaps_filled == 1
+
+
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
 
 

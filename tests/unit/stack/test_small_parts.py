@@ -6,13 +6,18 @@ import socket
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import (
+    InvalidReplicationFactorError,
+    NotControllerError,
+    TopicAuthorizationFailedError,
+)
 
 from stack.errors import StackError
 from stack.install import POM, check_tools, kafka_jar, pinned_kafka_version
 from stack.layout import Layout
 from stack.local import settings_env
 from stack.ports import GRPC_OFFSET, free_port, is_free
-from stack.topics import topic_specs
+from stack.topics import topic_specs, worth_retrying
 from streamtap.objectstore import parse_endpoint
 from streamtap.settings import load_settings
 
@@ -116,3 +121,10 @@ def test_cluster_ids_never_start_with_a_dash() -> None:
     got = _new_cluster_id(lambda: next(draws))
     assert got == base64.urlsafe_b64encode(bytes(range(16))).decode().rstrip("=")
     assert all(not _new_cluster_id().startswith("-") for _ in range(2000))
+
+
+def test_topic_creation_is_retried_while_the_new_broker_is_fenced() -> None:
+    fenced = InvalidReplicationFactorError("All brokers are currently fenced.")
+    assert worth_retrying(fenced)
+    assert worth_retrying(NotControllerError())
+    assert not worth_retrying(TopicAuthorizationFailedError())
