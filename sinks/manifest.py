@@ -87,7 +87,7 @@ def name_resolution(parts: tuple[StreamPart, ...]) -> dict[str, list[str]]:
     """IP -> names, from entries' ``src.name``/``dst.name`` and DNS A/AAAA answers."""
     names: dict[str, set[str]] = {}
     for part in parts:
-        for entry in part.message.record.entries:
+        for entry in part.message.header.record.entries:
             for side in ("src", "dst"):
                 _add(names, _get(entry, side, "ip"), _get(entry, side, "name"))
             if _get(entry, "protocol", "name") == "dns":
@@ -100,7 +100,8 @@ def name_resolution(parts: tuple[StreamPart, ...]) -> dict[str, list[str]]:
 
 
 def _stream(part: StreamPart, rule: str) -> dict[str, Any]:
-    record = part.message.record
+    header = part.message.header
+    record = header.record
     first_protocol = _get(record.entries[0], "protocol", "name") if record.entries else None
     return {
         "id": record.stream_id,
@@ -122,8 +123,8 @@ def _stream(part: StreamPart, rule: str) -> dict[str, Any]:
         "client": {"packets": record.client.packets, "bytes": record.client.bytes},
         "server": {"packets": record.server.packets, "bytes": record.server.bytes},
         "gaps": len(record.gaps),
-        "rules": sorted(part.message.rules),
-        "matched_entries": list(part.message.matched_entries.get(rule, ())),
+        "rules": sorted(header.rules),
+        "matched_entries": list(header.matched_entries.get(rule, ())),
         "entries": [entry_summary(e) for e in record.entries],
     }
 
@@ -160,7 +161,7 @@ def build_manifest(obj: PlannedObject, previous: ChainLink | None) -> bytes:
         },
         "offsets": {"first": obj.key.first_offset, "last": obj.key.last_offset},
         "rule": {"name": obj.rule, **settings.model_dump(mode="json")},
-        "rules": sorted({r for p in obj.streams for r in p.message.rules}),
+        "rules": sorted({r for p in obj.streams for r in p.message.header.rules}),
         "retention": retention,
         "legal_hold": settings.legal_hold,
         "previous": None if previous is None else {"key": previous.key, "sha256": previous.sha256},

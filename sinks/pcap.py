@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from sinks.errors import SinkError
-from streamtap.schema import RawPacket
 
 __all__ = [
     "DEFAULT_SNAPLEN",
     "PCAPNG_EXTENSION",
     "PCAP_EXTENSION",
     "PCAP_MAGIC_NS",
+    "CapturedPacket",
     "check_packets",
     "write_pcap",
     "write_pcapng",
@@ -33,29 +34,44 @@ PCAPNG_EXTENSION = "pcapng"
 # trust snaplen never truncate.
 DEFAULT_SNAPLEN = 262144
 
+
+class CapturedPacket(Protocol):
+    """What a PCAP record needs of a packet: ``streamtap.schema``'s ``Packet`` (what the sink
+    decodes) and ``RawPacket`` (the model) both have it."""
+
+    @property
+    def ts_ns(self) -> int: ...
+    @property
+    def linktype(self) -> int: ...
+    @property
+    def wirelen(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+
 _GLOBAL = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 _NS = 1_000_000_000
 
 
-def _snaplen(packets: Sequence[RawPacket]) -> int:
+def _snaplen(packets: Sequence[CapturedPacket]) -> int:
     return max([DEFAULT_SNAPLEN, *(len(p.data) for p in packets)])
 
 
-def check_packets(packets: Iterable[RawPacket]) -> None:
+def check_packets(packets: Iterable[CapturedPacket]) -> None:
     """Raise SinkError for a packet no PCAP can hold, before it is batched with good ones."""
     for packet in packets:
         _check(packet)
 
 
-def _check(packet: RawPacket) -> None:
+def _check(packet: CapturedPacket) -> None:
     if packet.ts_ns < 0:
         raise SinkError(f"packet timestamp {packet.ts_ns} is before 1970")
     if packet.ts_ns // _NS > 0xFFFFFFFF:
         raise SinkError(f"packet timestamp {packet.ts_ns} does not fit classic PCAP")
 
 
-def write_pcap(packets: Iterable[RawPacket], linktype: int) -> bytes:
+def write_pcap(packets: Iterable[CapturedPacket], linktype: int) -> bytes:
     """A classic little-endian nanosecond PCAP of ``packets`` in the order given.
 
     Every packet must have ``linktype``: silently writing a frame under the wrong link type
@@ -99,7 +115,7 @@ def _option(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + _pad4(value)
 
 
-def write_pcapng(packets: Iterable[RawPacket]) -> bytes:
+def write_pcapng(packets: Iterable[CapturedPacket]) -> bytes:
     """A pcapng with one section and one interface per link type, in first-seen order.
 
     Interfaces say ``if_tsresol = 9`` (nanoseconds), so timestamps are kept exactly.

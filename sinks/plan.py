@@ -19,7 +19,7 @@ from typing import Literal
 from sinks.batch import ClosedBatch, Consumed
 from sinks.keys import ObjectKey, WriterId, safe_segment
 from sinks.pcap import PCAP_EXTENSION, PCAPNG_EXTENSION, write_pcap, write_pcapng
-from streamtap.schema import MatchedStream, RawPacket, RuleSettings
+from streamtap.schema import MatchedPackets, Packet, RuleSettings
 
 __all__ = ["PlanOptions", "PlannedObject", "StreamPart", "merge_settings", "plan_batch"]
 
@@ -45,7 +45,7 @@ class StreamPart:
 
     offset: int
     timestamp_ms: int
-    message: MatchedStream
+    message: MatchedPackets
     packets: int
     captured_bytes: int
     wire_bytes: int
@@ -101,9 +101,10 @@ def _groups(
     seen: dict[WriterId, set[tuple[str, int]]] = {}
     for item in batch.messages:
         message = item.message
-        node = safe_segment(message.record.node.name)
-        for rule in sorted(message.rules):
-            settings = message.rules[rule]
+        header = message.header
+        node = safe_segment(header.record.node.name)
+        for rule in sorted(header.rules):
+            settings = header.rules[rule]
             writer = WriterId(
                 prefix=(settings.prefix or options.default_prefix).strip("/"),
                 rule=safe_segment(rule),
@@ -122,7 +123,7 @@ def _groups(
     return groups
 
 
-def _part(item: Consumed, packets: list[RawPacket]) -> StreamPart:
+def _part(item: Consumed, packets: list[Packet]) -> StreamPart:
     return StreamPart(
         offset=item.offset,
         timestamp_ms=item.timestamp_ms,
@@ -141,16 +142,14 @@ def _build(
     linktype: int | None,
     options: PlanOptions,
 ) -> PlannedObject:
-    ordered: list[tuple[int, int, int, RawPacket]] = []
+    ordered: list[tuple[int, int, int, Packet]] = []
     parts: list[StreamPart] = []
     for item in items:
-        mine = [
-            p for p in item.message.record.packets if linktype is None or p.linktype == linktype
-        ]
+        mine = [p for p in item.message.packets if linktype is None or p.linktype == linktype]
         parts.append(_part(item, mine))
         ordered.extend(
             (p.ts_ns, item.offset, i, p)
-            for i, p in enumerate(item.message.record.packets)
+            for i, p in enumerate(item.message.packets)
             if linktype is None or p.linktype == linktype
         )
     ordered.sort(key=lambda t: (t[0], t[1], t[2]))
@@ -158,8 +157,8 @@ def _build(
     if packets:
         first_ts, last_ts = packets[0].ts_ns, packets[-1].ts_ns
     else:
-        first_ts = min(i.message.record.first_ts_ns for i in items)
-        last_ts = max(i.message.record.last_ts_ns for i in items)
+        first_ts = min(i.message.header.record.first_ts_ns for i in items)
+        last_ts = max(i.message.header.record.last_ts_ns for i in items)
     linktypes = tuple(sorted({p.linktype for p in packets})) or (linktype or _EMPTY_LINKTYPE,)
     if options.format == "pcapng":
         data = write_pcapng(packets)
@@ -216,7 +215,7 @@ def plan_batch(
                     "lock_mode": settings.lock_mode or options.default_lock_mode,
                 }
             )
-        linktypes = sorted({p.linktype for i in items for p in i.message.record.packets})
+        linktypes = sorted({p.linktype for i in items for p in i.message.packets})
         if options.format == "pcapng" or len(linktypes) <= 1:
             planned.append(_build(writer, rule, settings, items, None, options))
             continue
@@ -226,8 +225,8 @@ def plan_batch(
             chosen = [
                 i
                 for i in items
-                if any(p.linktype == linktype for p in i.message.record.packets)
-                or (n == 0 and not i.message.record.packets)
+                if any(p.linktype == linktype for p in i.message.packets)
+                or (n == 0 and not i.message.packets)
             ]
             split.append(_build(writer, rule, settings, chosen, linktype, options))
         # The chain follows key order (offsets, then link type), as verify walks it.

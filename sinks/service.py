@@ -48,7 +48,7 @@ from sinks.spill import SpillArea, SpilledBatch
 from sinks.stats import SinkStats
 from sinks.store import ObjectStore
 from sinks.writer import BatchWriter, WriteOutcome
-from streamtap.schema import RecordError, decode_matched
+from streamtap.schema import RecordError, decode_matched_packets
 
 __all__ = [
     "CommittedFetcher",
@@ -284,8 +284,8 @@ class SinkService:
             if record.offset < state.base:
                 continue
             try:
-                message = decode_matched(record.value or b"")
-                check_packets(message.record.packets)
+                message = decode_matched_packets(record.value or b"")
+                check_packets(message.packets)
             except (RecordError, SinkError) as exc:
                 self.stats.bad_messages += 1
                 log.error("partition %s offset %s: skipped: %s", tp.partition, record.offset, exc)

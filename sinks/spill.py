@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sinks.batch import ClosedBatch, Consumed
 from sinks.errors import SinkError
-from streamtap.schema import RecordError, decode_matched, encode_matched
+from streamtap.schema import RecordError, decode_matched_packets, encode_matched
 
 __all__ = ["SpillArea", "SpilledBatch"]
 
@@ -39,7 +39,7 @@ class SpilledBatch:
             while pos < len(data):
                 offset, ts, size, length = _HEADER.unpack_from(data, pos)
                 pos += _HEADER.size
-                message = decode_matched(data[pos : pos + length])
+                message = decode_matched_packets(data[pos : pos + length])
                 pos += length
                 items.append(Consumed(self.partition, offset, ts, size, message))
         except (struct.error, RecordError) as exc:
@@ -68,7 +68,7 @@ class SpillArea:
         path = self.directory / f"p{batch.partition}-{batch.last_offset}-{self._serial}.batch"
         chunks = []
         for item in batch.messages:
-            encoded = encode_matched(item.message)
+            encoded = encode_matched(item.message.message())
             chunks.append(_HEADER.pack(item.offset, item.timestamp_ms, item.size, len(encoded)))
             chunks.append(encoded)
         tmp = path.with_suffix(".tmp")

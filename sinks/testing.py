@@ -16,7 +16,15 @@ from typing import Any
 
 from sinks.batch import Consumed
 from sinks.store import KeyExistsError, LockState, ObjectVersion, PutOptions, StoredObject
-from streamtap.schema import Endpoint, MatchedStream, Node, RawPacket, RuleSettings, StreamRecord
+from streamtap.schema import (
+    Endpoint,
+    MatchedPackets,
+    MatchedStream,
+    Node,
+    RawPacket,
+    RuleSettings,
+    StreamRecord,
+)
 
 __all__ = ["LockedError", "MemoryStore", "consumed", "matched", "packet"]
 
@@ -57,7 +65,8 @@ def consumed(
     offset: int, message: MatchedStream, *, partition: int = 0, timestamp_ms: int = 0
 ) -> Consumed:
     size = sum(len(p.data) for p in message.record.packets) + 100
-    return Consumed(partition, offset, timestamp_ms or 1_700_000_000_000 + offset, size, message)
+    ts = timestamp_ms or 1_700_000_000_000 + offset
+    return Consumed(partition, offset, ts, size, MatchedPackets.of(message))
 
 
 class LockedError(Exception):

@@ -10,12 +10,17 @@ Encoding is hand-written for the reason given in ``record``: the record inside i
 message. ``encode_matched`` gives pydantic's bytes without its serializer; ``encode_matched_view``
 goes further for the pipeline: the record's published JSON is spliced into the message unchanged
 when its entries were not redacted, so the packets are never decoded or re-encoded there.
-Decoding is pydantic's (a hand-written builder measured no faster; see ``record``).
+Decoding is pydantic's (a hand-written builder measured no faster; see ``record``), except for a
+consumer that writes the packets out (the sink): ``decode_matched_packets`` checks the message
+exactly as ``decode_matched`` does but decodes each packet's base64 once, into a plain
+``Packet`` tuple, instead of building a ``RawPacket`` model through a Python validator per
+packet. Packets are almost all of a message, so that is most of the decoding cost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -23,17 +28,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streamtap.schema.record import (
     _FAST_ENCODE,
+    Packet,
     RecordView,
     StreamRecord,
     _record_json,
+    decode_packets,
     decode_versioned,
+    load_versioned,
+    validate_model,
 )
 
 __all__ = [
     "MATCHED_SCHEMA_VERSION",
+    "MatchedPackets",
     "MatchedStream",
     "RuleSettings",
     "decode_matched",
+    "decode_matched_packets",
     "encode_matched",
     "encode_matched_view",
 ]
@@ -192,3 +203,60 @@ def encode_matched_view(
 def decode_matched(data: bytes) -> MatchedStream:
     """Parse a published matched stream (pydantic; see ``record``'s docstring for why)."""
     return decode_versioned(data, MatchedStream, MATCHED_SCHEMA_VERSION, "matched stream")
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedPackets:
+    """A matched stream as a consumer that writes its packets out needs it: the message without
+    its packets (``header``, whose ``record.packets`` is empty) and the packets as plain tuples.
+
+    ``message()`` is the full model, equal to what ``decode_matched`` gives for the same bytes.
+    """
+
+    header: MatchedStream
+    packets: tuple[Packet, ...]
+
+    @classmethod
+    def of(cls, message: MatchedStream) -> MatchedPackets:
+        """Split a model (tests, tools, and the fallback of ``decode_matched_packets``)."""
+        record = message.record.model_copy(update={"packets": ()})
+        return cls(
+            message.model_copy(update={"record": record}),
+            tuple(map(Packet.of, message.record.packets)),
+        )
+
+    def message(self) -> MatchedStream:
+        """The full model (builds a ``RawPacket`` per packet)."""
+        header = self.header
+        packets = tuple(p.model() for p in self.packets)
+        record = header.record.model_copy(update={"packets": packets})
+        return header.model_copy(update={"record": record})
+
+    @property
+    def dedupe_key(self) -> tuple[str, int]:
+        return self.header.dedupe_key
+
+
+def decode_matched_packets(data: bytes) -> MatchedPackets:
+    """Check a published matched stream as ``decode_matched`` does (the same RecordError, with
+    the same text, for the same input) and decode its packets once, into tuples.
+
+    When every packet is in ``encode_record``'s form (every sensor's output), pydantic checks
+    the rest of the message and the packets are decoded here (``record.decode_packets``, the
+    checks ``view_record`` relies on); anything else goes through ``decode_matched`` whole, so
+    what is accepted and the error text stay pydantic's.
+    """
+    obj = load_versioned(data, MATCHED_SCHEMA_VERSION, "matched stream")
+    record = obj.get("record")
+    if _FAST and type(record) is dict:
+        packets = decode_packets(record.get("packets"))
+        if packets is not None:
+            try:
+                # pydantic checks each field on its own, so the header it accepts here is the
+                # one it accepts with the packets in place, and it refuses any other
+                header = MatchedStream.model_validate({**obj, "record": {**record, "packets": ()}})
+            except ValueError:
+                pass  # refused: validate_model below gives pydantic's error for the whole message
+            else:
+                return MatchedPackets(header, packets)
+    return MatchedPackets.of(validate_model(MatchedStream, obj))

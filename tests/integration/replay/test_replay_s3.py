@@ -27,7 +27,13 @@ from sinks.writer import BatchWriter
 from stack import LocalStack
 from streamtap.kafka import make_consumer
 from streamtap.objectstore import make_minio
-from streamtap.schema import MatchedStream, RuleSettings, StreamRecord, decode_record
+from streamtap.schema import (
+    MatchedPackets,
+    MatchedStream,
+    RuleSettings,
+    StreamRecord,
+    decode_record,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +84,7 @@ def _write_bucket(stack: LocalStack, prefix: str) -> dict[int, str]:
     for i in range(OBJECTS):
         messages = []
         for rec in _object_records(i):
-            msg = MatchedStream(record=rec, rules={"web": RuleSettings()})
+            msg = MatchedPackets.of(MatchedStream(record=rec, rules={"web": RuleSettings()}))
             messages.append(Consumed(0, offset, START_MS + i * HOUR_MS, 1000, msg))
             offset += 1
         (obj,) = plan_batch(ClosedBatch(0, tuple(messages), "age"), PlanOptions(prefix))

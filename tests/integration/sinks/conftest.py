@@ -39,6 +39,7 @@ from stack.topics import TopicSpec, ensure_topics
 from streamtap.kafka import make_producer
 from streamtap.schema import (
     Endpoint,
+    MatchedPackets,
     MatchedStream,
     Node,
     RawPacket,
@@ -207,7 +208,7 @@ class SinkHarness:
         base_ms = int(time.time() * 1000)
         for b in range(batches):
             items = tuple(
-                Consumed(0, i, base_ms, 100, m)
+                Consumed(0, i, base_ms, 100, MatchedPackets.of(m))
                 for i, m in enumerate(messages)
                 if b * per <= i < (b + 1) * per
             )

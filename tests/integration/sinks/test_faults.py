@@ -24,7 +24,7 @@ from sinks.store import PutOptions
 from sinks.verify import verify_prefix
 from stack.topics import TopicSpec, ensure_topics
 from streamtap.kafka import make_consumer
-from streamtap.schema import decode_matched
+from streamtap.schema import decode_matched_packets
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +176,7 @@ async def test_crash_between_object_and_manifest_is_repaired(
     batch = ClosedBatch(
         0,
         tuple(
-            Consumed(0, r.offset, r.timestamp, len(r.value), decode_matched(r.value))
+            Consumed(0, r.offset, r.timestamp, len(r.value), decode_matched_packets(r.value))
             for r in records[: close_at + 1]
         ),
         "shutdown",

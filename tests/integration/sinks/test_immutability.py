@@ -18,7 +18,15 @@ from sinks.s3 import MIN_PART_SIZE, MinioStore, make_sse
 from sinks.store import PutOptions
 from sinks.verify import verify_prefix
 from sinks.writer import BatchWriter, put_immutable
-from streamtap.schema import Endpoint, MatchedStream, Node, RawPacket, RuleSettings, StreamRecord
+from streamtap.schema import (
+    Endpoint,
+    MatchedPackets,
+    MatchedStream,
+    Node,
+    RawPacket,
+    RuleSettings,
+    StreamRecord,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +161,9 @@ def test_large_objects_go_multipart_and_stay_locked(harness: Any) -> None:
         last_ts_ns=packets[-1].ts_ns,
         packets=packets,
     )
-    message = MatchedStream(record=record, rules={"big": RuleSettings(retention_days=1)})
+    message = MatchedPackets.of(
+        MatchedStream(record=record, rules={"big": RuleSettings(retention_days=1)})
+    )
     batch = ClosedBatch(0, (Consumed(0, 0, 1_800_000_000_000, 1, message),), "size")
     [obj] = plan_batch(batch, PlanOptions(default_prefix=harness.prefix))
     assert obj.size > MIN_PART_SIZE

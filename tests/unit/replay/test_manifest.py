@@ -86,14 +86,15 @@ def test_reads_what_the_sink_writes() -> None:
     from sinks.batch import ClosedBatch, Consumed
     from sinks.manifest import build_manifest
     from sinks.plan import PlanOptions, plan_batch
-    from streamtap.schema import MatchedStream, RuleSettings
+    from streamtap.schema import MatchedPackets, MatchedStream, RuleSettings
 
     records = [
         make_record([http_entry("e1", 0, 1_000, src=("10.1.1.1", 4000, ""), status=404)]),
         make_record([dns_entry("e2", 0, 2_000, dst=("10.96.0.10", 53, "kube-dns.kube-system"))]),
     ]
+    rules = {"web": RuleSettings()}
     messages = tuple(
-        Consumed(0, i, 1_000 + i, 100, MatchedStream(record=r, rules={"web": RuleSettings()}))
+        Consumed(0, i, 1_000 + i, 100, MatchedPackets.of(MatchedStream(record=r, rules=rules)))
         for i, r in enumerate(records)
     )
     (obj,) = plan_batch(ClosedBatch(0, messages, "size"), PlanOptions(default_prefix="p"))

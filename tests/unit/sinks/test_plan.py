@@ -62,7 +62,7 @@ def test_duplicate_segments_are_written_once() -> None:
     a_again = matched("a", [packet(BASE, b"a1")])
     a_next = matched("a", [packet(BASE + 10, b"a2")], segment=1)
     [obj] = plan_batch(_batch(a, a_again, a_next), PlanOptions())
-    assert [(s.message.record.stream_id, s.message.record.segment) for s in obj.streams] == [
+    assert [s.message.dedupe_key for s in obj.streams] == [
         ("a", 0),
         ("a", 1),
     ]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
@@ -25,7 +26,7 @@ from sinks.spill import SpillArea
 from sinks.store import PutOptions, StoredObject
 from sinks.testing import MemoryStore, matched, packet
 from sinks.verify import verify_prefix
-from streamtap.schema import encode_matched
+from streamtap.schema import RecordError, decode_matched, encode_matched
 
 TP = TopicPartition("matched", 0)
 BOUND_S = 60  # only so a broken service fails instead of hanging
@@ -226,6 +227,49 @@ async def test_bad_messages_are_counted_and_left_out(tmp_path: Path) -> None:
         (b"s7", 7, "decode", "matched"),
     ]
     assert "schema_version" in dead[1][1]["reason"]
+
+
+def _damaged(offset: int, where: tuple[Any, ...], value: Any) -> _Record:
+    """A message that is valid JSON of the right version but wrong at ``where``."""
+    doc = orjson.loads(_records(offset + 1)[offset].value)
+    parent = doc
+    for step in where[:-1]:
+        parent = parent[step]
+    parent[where[-1]] = value
+    return _Record(offset, orjson.dumps(doc), 1000, f"s{offset}".encode())
+
+
+async def test_damaged_messages_are_dead_lettered_with_the_schemas_reason(tmp_path: Path) -> None:
+    """The sink decodes packets itself (``decode_matched_packets``), yet refuses exactly what
+    ``decode_matched`` refuses, with its reason: bad base64, a bad header beside good packets,
+    a bad rule setting, and a timestamp no PCAP can hold."""
+    log: list[tuple[Any, ...]] = []
+    records = _records(8)
+    records[1] = _damaged(1, ("record", "packets", 0, "data"), "bm90IGJhc2U2NA")
+    records[2] = _damaged(2, ("record", "dst", "port"), 65536)
+    records[4] = _damaged(4, ("rules", "web", "retention_days"), 0)
+    records[6] = _damaged(6, ("record", "packets", 0, "ts_ns"), -5)
+    consumer, store = FakeConsumer(log, records), LoggingStore(log=log)
+    dead: list[dict[str, Any]] = []
+
+    async def deadletter(key: bytes | None, value: bytes) -> None:
+        dead.append(orjson.loads(value))
+
+    service = _service(consumer, store, tmp_path, deadletter)
+    await _run_until(service, lambda: service.stats.messages + service.stats.bad_messages == 8)
+    assert [d["offset"] for d in dead] == [1, 2, 4, 6]
+    for d in dead[:3]:
+        with pytest.raises(RecordError) as reference:
+            decode_matched(records[d["offset"]].value)
+        assert d["reason"] == str(reference.value)
+    assert "before 1970" in dead[3]["reason"]
+    stored = sorted(
+        s["id"]
+        for key in store.objects
+        if key.endswith(MANIFEST_SUFFIX)
+        for s in orjson.loads(store.get(key))["streams"]
+    )
+    assert stored == ["s0", "s3", "s5", "s7"]
 
 
 @dataclass

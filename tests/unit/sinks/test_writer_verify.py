@@ -224,7 +224,7 @@ def test_late_duplicates_are_left_out_and_rebuilds_still_match() -> None:
 
     store = MemoryStore()
     first, second = _batches(2)
-    late = consumed(6, first.messages[1].message)  # s1 again, two batches later
+    late = consumed(6, first.messages[1].message.message())  # s1 again, two batches later
     third = ClosedBatch(0, (late, *_batches(3)[2].messages[1:]), "size")
     history = SegmentHistory(store)
     writer = BatchWriter(store)
@@ -236,7 +236,7 @@ def test_late_duplicates_are_left_out_and_rebuilds_still_match() -> None:
         for obj in objs:
             writer.write(obj)
         planned.append(objs)
-    ids = [s.message.record.stream_id for s in planned[2][0].streams]
+    ids = [s.message.header.record.stream_id for s in planned[2][0].streams]
     assert ids == ["s7", "s8"]
 
     # A restarted sink reads the window back from the bucket and plans the same object.
