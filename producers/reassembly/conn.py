@@ -43,6 +43,7 @@ class Conn:
         "key",
         "last_dir",
         "last_ts",
+        "order",
         "proto",
         "sip",
         "sport",
@@ -72,6 +73,8 @@ class Conn:
         self.data_seen = False
         self.closing = ""  # "fin" or "rst" once the connection is being torn down
         self.ctx: Any = None
+        #: its place in the flow table's ``conns`` (set by the table when it goes in)
+        self.order = 0
 
     def make_halves(
         self, sink: StreamSink, counts: Counter[str], budget: Budget, max_bytes: int, max_segs: int

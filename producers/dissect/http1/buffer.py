@@ -74,8 +74,14 @@ class ReceiveBuffer:
         self._data += data
 
     def take(self, n: int) -> bytes:
-        out = bytes(self._data[:n])
-        del self._data[:n]
+        data = self._data
+        if n >= len(data):
+            # all of it (a body, or a head that came alone): one copy, nothing to move down
+            out = bytes(data)
+            data.clear()
+        else:
+            out = bytes(data[:n])
+            del data[:n]
         self._scanned = 0
         return out
 

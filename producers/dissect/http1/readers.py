@@ -109,7 +109,6 @@ def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> He
     headers: list[tuple[str, str]] = []
     fields: dict[str, str] = {}
     index: dict[str, str] = {}
-    spelled: dict[str, str] = {}
     for i in range(1, len(lines)):
         name, colon, value = lines[i].partition(":")
         if not colon:
@@ -120,18 +119,25 @@ def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> He
         value = value.strip(" \t")
         headers.append((name, value))
         key = name.lower()
-        first = spelled.get(key)
-        if first is None:
-            spelled[key] = name
+        if key not in index:
             fields[name] = value
             index[key] = value
-        else:
+        else:  # a repeat (rare): joined under the spelling first sent, as index_headers does
+            first = _first_spelling(headers, key)
             joined = fields[first] + ", " + value
             fields[first] = joined
             index[key] = joined
     if len(headers) > max_headers:
         raise DissectError(f"more than {max_headers} header lines")
     return _head(start, is_request, tuple(headers), len(raw), ts_ns, fields, index)
+
+
+def _first_spelling(headers: list[tuple[str, str]], key: str) -> str:
+    """The name as first sent of the header whose lower-cased name is ``key``."""
+    for name, _value in headers:
+        if name.lower() == key:
+            return name
+    raise AssertionError(key)  # not reached: the caller saw ``key`` among ``headers``
 
 
 def parse_head_careful(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> Head:

@@ -3,6 +3,7 @@ size and memory caps, name resolution, and hostile frames."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -367,3 +368,49 @@ def test_syn_flood_is_bounded_by_the_stream_cap() -> None:
     assert engine.stats_dict()["caps"]["cap_max_streams"] == 2000 - 64
     assert sum(len(r.packets) for r in records) == 2000
     assert all(r.entries[0]["protocol"]["name"] == "tcp" for r in records)
+
+
+class _WalkingEngine(Engine):
+    """The reference for the engine's segment timers: ``_sweep`` as a walk over every
+    stream, publishing each segment that is old (what it did before it kept timers)."""
+
+    def _sweep(self, now: int) -> None:
+        self._next_sweep = now + self.config.sweep_interval_ns
+        self.flows.expire(now)
+        self.decoder.fragments.expire(now)
+        oldest = now - self.config.segment_max_age_ns
+        for conn in list(self.flows.conns.values()):
+            st = conn.ctx
+            if st.frames and st.seg_start < oldest:
+                self._emit(conn, closed=False)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_old_segments_are_published_as_a_walk_over_every_stream_would(seed: int) -> None:
+    """Only streams whose segment timer is due are looked at for an old segment; on random
+    long-lived UDP and TCP traffic (timestamps a little out of order, streams ending and
+    coming back) the records, and their order, must be those of a walk over every stream."""
+    rnd = random.Random(seed)
+    frames = []
+    t = T0
+    seqs: dict[int, int] = {}
+    for _ in range(1500):
+        t += rnd.randrange(0, 2 * SEC)
+        ts = t - rnd.randrange(0, SEC)
+        port = 40000 + rnd.randrange(25)
+        if rnd.random() < 0.5:
+            frames.append(udp_frame(ts, C, port, S, 7000, b"u" * rnd.randrange(1, 40)))
+        else:
+            seq = seqs.setdefault(port, 1000)
+            flags = FIN | ACK if rnd.random() < 0.03 else PSH | ACK
+            frames.append(tcp_frame(ts, C, port, S, 7000, seq, 1, flags, b"t\n"))
+            seqs[port] = seq + 2 + (flags & FIN)
+    cfg = EngineConfig(
+        reassembly=ReassemblyConfig(udp_idle_ns=rnd.choice((8, 30)) * SEC, tcp_idle_ns=40 * SEC),
+        segment_max_age_ns=rnd.choice((3, 10)) * SEC,
+        max_record_bytes=rnd.choice((3000, 1024 * 1024)),
+    )
+    got = Engine("n", cfg).feed_all(frames)
+    want = _WalkingEngine("n", cfg).feed_all(frames)
+    assert sum(not r.closed for r in want) > 50  # segments did age out along the way
+    assert [encode_record(r) for r in got] == [encode_record(r) for r in want]

@@ -391,3 +391,70 @@ def test_streams_that_leave_the_table_are_freed_without_the_cyclic_gc() -> None:
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
+
+
+def _ended_by_walk(table: FlowTable, now: int) -> list[Conn]:
+    """The reference for ``expire``: the streams a walk over ``conns`` ends at ``now``, in
+    the walk's order (what ``expire`` did before it kept timers)."""
+    cfg = table.config
+    out = []
+    for conn in table.conns.values():
+        last = conn.last_ts
+        if conn.proto == 6:
+            if conn.closing and last < now - cfg.close_linger_ns:
+                assert conn.halves is not None
+                holes = conn.halves[0].pending or conn.halves[1].pending
+                if last < now - cfg.close_linger_holes_ns or not holes:
+                    out.append(conn)
+            elif last < now - cfg.tcp_idle_ns:
+                out.append(conn)
+        elif last < now - cfg.udp_idle_ns:
+            out.append(conn)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_expire_ends_what_a_walk_over_every_stream_ends(seed: int) -> None:
+    """``expire`` looks only at streams whose timer is due; on random traffic (streams that
+    open, idle, close by FIN or RST with and without holes, reopen, reuse ports; timestamps
+    a little out of order) it must end exactly the streams, in exactly the order, that a
+    walk over every stream ends, at every step."""
+    rnd = random.Random(seed)
+    cfg = ReassemblyConfig(
+        tcp_idle_ns=rnd.choice((30, 60)) * SEC,
+        udp_idle_ns=rnd.choice((10, 40)) * SEC,
+        close_linger_ns=rnd.choice((1, 2, 50)) * SEC,
+        close_linger_holes_ns=rnd.choice((5, 9)) * SEC,
+        tombstone_ns=rnd.choice((3, 20)) * SEC,
+        max_streams=rnd.choice((6, 1000)),
+    )
+    rec = Recorder()
+    table = FlowTable(rec, cfg)
+    d = Decoder()
+    seqs: dict[int, int] = {}
+    now = 0
+    for _ in range(1500):
+        now += rnd.randrange(0, 3 * SEC)
+        ts = max(0, now - rnd.randrange(0, 2 * SEC))  # capture times a little out of order
+        port = 40000 + rnd.randrange(20)
+        if rnd.random() < 0.25:
+            frame = udp_frame(ts, C, port, S, 53, b"q")
+        else:
+            seq = seqs.setdefault(port, rnd.randrange(1 << 31))
+            flags = rnd.choice((SYN, ACK, ACK | PSH, ACK | PSH, FIN | ACK, RST, SYN))
+            client = rnd.random() < 0.6
+            payload = b"x" * rnd.randrange(1, 50) if flags & PSH else b""
+            if payload and rnd.random() < 0.2:
+                seq += 100  # leaves a hole
+            ends = (C, port, S, SP) if client else (S, SP, C, port)
+            frame = tcp_frame(ts, *ends, seq, 1, flags, payload)
+            seqs[port] = seq + len(payload)
+        p = d.decode(frame)
+        assert p is not None
+        table.packet(p)
+        if rnd.random() < 0.4:
+            expected = _ended_by_walk(table, now)
+            before = len(rec.closed)
+            assert table.expire(now) == len(expected)
+            assert [conn for conn, _ in rec.closed[before:]] == expected
+    assert len(rec.closed) > 100  # the traffic did end streams along the way
