@@ -45,7 +45,10 @@ from producers.records import (
     bare_entry,
     build_record,
     entry_size,
+    entry_size_parts,
     item_entry,
+    json_text_size,
+    json_text_slack,
 )
 from streamtap.schema import Gap, Node, StreamRecord, make_stream_id
 
@@ -128,6 +131,8 @@ class _Stream:
         "segment",
         "selected",
         "sizes",
+        "slack",
+        "texts",
         "wire",
     )
 
@@ -150,7 +155,12 @@ class _Stream:
         self.frames: list[Frame] = []
         self.entries: list[dict[str, Any]] = []
         self.gaps: list[Gap] = []
+        # The segment's JSON size so far: ``est`` plus the sizes of the long body ``texts``
+        # its entries hold, which are counted only when a cut or the held-bytes cap may
+        # depend on them (``Engine._settle``); until then ``slack`` bounds them from above.
         self.est = RECORD_OVERHEAD
+        self.texts: list[str] = []
+        self.slack = 0
         self.seg_start = ts
         self.first_ts = ts
         self.last_ts = ts
@@ -180,6 +190,10 @@ class Engine:
         self._now = 0
         self._next_sweep = 0
         self._held = 0
+        #: upper bound of the sizes of the texts ``_held`` leaves out (every ``_Stream.slack``)
+        self._held_slack = 0
+        #: the streams holding texts whose sizes are not counted yet
+        self._unsettled: dict[_Stream, None] = {}
         #: (time, tie-break, stream key): that stream's held segment is not old before
         #: its time (see ``_sweep``)
         self._seg_timers: list[tuple[int, int, tuple[Any, ...]]] = []
@@ -216,7 +230,10 @@ class Engine:
                 hi = max(f[0] for f in frames)
             held = st.frames
             if held:
-                if st.est + size > self._max_record:
+                if (
+                    st.est + st.slack + size > self._max_record
+                    and self._settled_est(st) + size > self._max_record
+                ):
                     self._emit(conn, closed=False)
                     held = st.frames
                     st.first_ts = st.seg_start = lo
@@ -240,7 +257,10 @@ class Engine:
             st.pkts[d] += 1
             st.wire[d] += len(pkt.payload)
             self._held += size
-            if self._held > self._max_held:
+            if (
+                self._held + self._held_slack > self._max_held
+                and self._settled_held() > self._max_held
+            ):
                 self._shed()
         if self._out:
             out, self._out = self._out, []
@@ -456,10 +476,27 @@ class Engine:
         if item.protocol.name == "dns":
             self.names.learn(item.request, item.response)
         entry = item_entry(ends, st.index, item, self._names(ends))
-        size = entry_size(entry)
-        if st.est + size > self.config.max_record_bytes and st.frames:
-            self._emit(conn, closed=False)  # the entry opens the next segment instead
+        # The body texts' JSON sizes are left uncounted while the segment stays under the
+        # record cap even if every character needed escaping; reading every body for its
+        # escapes was ~3% of the sensor's CPU, and records are far smaller than the cap.
+        size, texts = entry_size_parts(entry)
+        slack = 0
+        for text in texts:
+            slack += json_text_slack(text)
+        max_record = self.config.max_record_bytes
+        if st.frames and st.est + st.slack + size + slack > max_record:
+            self._settle(st)
+            for text in texts:
+                size += json_text_size(text) - 2
+            texts, slack = [], 0
+            if st.est + size > max_record:
+                self._emit(conn, closed=False)  # the entry opens the next segment instead
         self._add_entry(st, entry, size)
+        if texts:
+            st.texts.extend(texts)
+            st.slack += slack
+            self._held_slack += slack
+            self._unsettled[st] = None
         st.items_made += 1
 
     def _add_entry(self, st: _Stream, entry: dict[str, Any], size: int = 0) -> None:
@@ -469,6 +506,28 @@ class Engine:
         st.est += size
         self._held += size
         self.stats.entries += 1
+
+    def _settle(self, st: _Stream) -> None:
+        """Count the sizes of the texts ``st`` holds: ``est`` and ``_held`` become exact."""
+        if st.texts:
+            exact = 0
+            for text in st.texts:
+                exact += json_text_size(text) - 2
+            st.est += exact
+            self._held += exact
+            self._held_slack -= st.slack
+            st.texts = []
+            st.slack = 0
+            del self._unsettled[st]
+
+    def _settled_est(self, st: _Stream) -> int:
+        self._settle(st)
+        return st.est
+
+    def _settled_held(self) -> int:
+        for st in list(self._unsettled):
+            self._settle(st)
+        return self._held
 
     def _dissect_failed(self, conn: Conn, st: _Stream, exc: Exception) -> None:
         name = getattr(st.dissector, "name", "") or type(st.dissector).__name__
@@ -512,9 +571,13 @@ class Engine:
         stats = self.stats
         stats.records += 1
         stats.frames_recorded += len(st.frames)
-        if st.est > self.config.max_record_bytes:
+        max_record = self.config.max_record_bytes
+        if st.est + st.slack > max_record and self._settled_est(st) > max_record:
             stats.oversize_records += 1
         self._held -= st.est - RECORD_OVERHEAD
+        if st.texts:  # uncounted, and now published: they leave the bound too
+            self._held_slack -= st.slack
+            del self._unsettled[st]
         self._out.append(record)
         st.segment += 1
         st._new_segment(st.last_ts)

@@ -25,8 +25,10 @@ __all__ = [
     "bare_entry",
     "build_record",
     "entry_size",
+    "entry_size_parts",
     "item_entry",
     "json_text_size",
+    "json_text_slack",
     "raw_packet",
     "record_size",
     "validated_record",
@@ -164,11 +166,28 @@ def json_text_size(text: str) -> int:
     return len(text) + 2 + len(special) + 4 * len(special.translate(None, _JSON_SHORT_ESCAPES))
 
 
+def json_text_slack(text: str) -> int:
+    """An upper bound of ``json_text_size(text) - 2`` (every character escaped as six),
+    known without reading the text."""
+    return 6 * len(text)
+
+
 def entry_size(entry: dict[str, Any]) -> int:
     """``len(orjson.dumps(entry))``, which decides where records are cut, measured without
-    serialising long ASCII body texts (``json_text_size``). Each such text is swapped for ""
-    while the rest is serialised, then put back (key order is kept). ``test_records`` checks
-    the result equals ``len(orjson.dumps(entry))`` on every corpus entry and generated ones.
+    serialising long ASCII body texts (``json_text_size``). ``test_records`` checks the
+    result equals ``len(orjson.dumps(entry))`` on every corpus entry and generated ones.
+    """
+    size, texts = entry_size_parts(entry)
+    for text in texts:
+        size += json_text_size(text) - 2
+    return size
+
+
+def entry_size_parts(entry: dict[str, Any]) -> tuple[int, list[str]]:
+    """``entry_size`` in two parts: the JSON size of ``entry`` with each long ASCII body text
+    swapped for "" (the swap is undone; key order is kept), and those texts. Their own sizes
+    (``json_text_size(text) - 2`` each) are left to the caller, which can often do with an
+    upper bound (``json_text_slack``) instead of reading every byte of every body.
     """
     slots: list[tuple[dict[str, Any], str]] = []
     for side, key in _TEXT_SLOTS:
@@ -180,7 +199,7 @@ def entry_size(entry: dict[str, Any]) -> int:
                 if type(text) is str and len(text) >= _LONG_TEXT and text.isascii():
                     slots.append((holder, text))
     if not slots:
-        return len(orjson.dumps(entry))
+        return len(orjson.dumps(entry)), []
     for holder, _text in slots:
         holder["text"] = ""
     try:
@@ -188,9 +207,7 @@ def entry_size(entry: dict[str, Any]) -> int:
     finally:
         for holder, text in slots:
             holder["text"] = text
-    for _holder, text in slots:
-        size += json_text_size(text) - 2
-    return size
+    return size, [text for _holder, text in slots]
 
 
 def record_size(frames: list[Frame]) -> int:

@@ -94,31 +94,40 @@ def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> He
     ``OPTIONS HTTP/1.1`` has target ``HTTP/1.1`` and an empty version, as tshark shows it.
 
     Fast path for the common, well-formed head (every line ends in CRLF, no obs-fold): split on
-    CRLF and build the header tuple and both maps in one loop. We do not hand heads to
-    httptools (llhttp, ~4x faster still) because it rejects sloppy heads tshark accepts, so a
-    fallback would be needed anyway, and its stricter value and start-line rules would make the
-    two paths disagree on inputs both accept. Anything else takes ``parse_head_careful``, the
-    reference; ``test_http1_fastpath`` checks both give the same Head (or the same error) on
-    the corpus, generated and hypothesis input.
+    CRLF and build the header tuple and both maps in one loop, which also checks that the head
+    is one (no LF left in a line, no line starting with a space or tab) rather than scanning the
+    text for that first; lower-cased names come from a small memo (``_lower``). We do not hand
+    heads to httptools (llhttp, ~4x faster still) because it rejects sloppy heads tshark
+    accepts, so a fallback would be needed anyway, and its stricter value and start-line rules
+    would make the two paths disagree on inputs both accept. Anything else takes
+    ``parse_head_careful``, the reference; ``test_http1_fastpath`` checks both give the same
+    Head (or the same error) on the corpus, generated and hypothesis input.
     """
     text = raw.decode("latin-1")
-    if text.count("\n") != text.count("\r\n") or "\n " in text or "\n\t" in text:
-        return parse_head_careful(raw, is_request, ts_ns, max_headers)
     lines = text.split("\r\n")
     start = lines[0]
+    if "\n" in start:
+        return parse_head_careful(raw, is_request, ts_ns, max_headers)
     headers: list[tuple[str, str]] = []
     fields: dict[str, str] = {}
     index: dict[str, str] = {}
     for i in range(1, len(lines)):
-        name, colon, value = lines[i].partition(":")
+        line = lines[i]
+        if not line:
+            continue  # the blank line that ends the head
+        lead = line[0]
+        if lead == " " or lead == "\t" or "\n" in line:
+            # obs-fold, or a line that ends in a bare LF: the careful parser's
+            return parse_head_careful(raw, is_request, ts_ns, max_headers)
+        name, colon, value = line.partition(":")
         if not colon:
-            continue  # a blank line, or a line without a colon: no header (as careful)
+            continue  # a line without a colon: no header (as careful)
         name = name.rstrip(" \t")
         if not name:
             continue
         value = value.strip(" \t")
         headers.append((name, value))
-        key = name.lower()
+        key = _lower(name)
         if key not in index:
             fields[name] = value
             index[key] = value
@@ -130,6 +139,23 @@ def parse_head(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> He
     if len(headers) > max_headers:
         raise DissectError(f"more than {max_headers} header lines")
     return _head(start, is_request, tuple(headers), len(raw), ts_ns, fields, index)
+
+
+#: header name as sent -> lower-cased (the same string object each time, its hash computed
+#: once); bounded, like ``reassembly.conn``'s address memo
+_LOWER: Final[dict[str, str]] = {}
+_LOWER_MAX: Final = 4096
+
+
+def _lower(name: str) -> str:
+    """``name.lower()``, memoised: names repeat across messages, and a lower-cased copy per
+    header line (and hashing it) was a visible part of the head parser."""
+    key = _LOWER.get(name)
+    if key is None:
+        if len(_LOWER) >= _LOWER_MAX:
+            _LOWER.clear()
+        key = _LOWER[name] = name.lower()
+    return key
 
 
 def _first_spelling(headers: list[tuple[str, str]], key: str) -> str:

@@ -15,6 +15,7 @@ from producers.decode.synth import ACK, FIN, PSH, SYN, fragment_ipv4, tcp_frame,
 from producers.dissect import Direction, DissectError, Dissector, Item, ProtocolInfo
 from producers.engine import Engine, EngineConfig
 from producers.reassembly import ReassemblyConfig
+from producers.records import entry_size, item_entry
 from streamtap.schema import Node, encode_record, make_stream_id
 
 C, S = "10.1.0.5", "10.1.9.9"
@@ -414,3 +415,71 @@ def test_old_segments_are_published_as_a_walk_over_every_stream_would(seed: int)
     want = _WalkingEngine("n", cfg).feed_all(frames)
     assert sum(not r.closed for r in want) > 50  # segments did age out along the way
     assert [encode_record(r) for r in got] == [encode_record(r) for r in want]
+
+
+class _ExactSizeEngine(Engine):
+    """The reference for deferred text sizes: every entry counted exactly as it is added
+    (``_add_item`` as it was before the engine left body texts uncounted)."""
+
+    def _add_item(self, conn: Any, st: Any, item: Item) -> None:
+        ends = self._endpoints(conn, st)
+        if item.protocol.name == "dns":
+            self.names.learn(item.request, item.response)
+        entry = item_entry(ends, st.index, item, self._names(ends))
+        size = entry_size(entry)
+        if st.est + size > self.config.max_record_bytes and st.frames:
+            self._emit(conn, closed=False)
+        self._add_entry(st, entry, size)
+        st.items_made += 1
+
+
+def _http_sessions(rnd: random.Random, control: bool = False) -> list[tuple]:
+    """Keep-alive HTTP sessions whose JSON bodies need escapes of every kind (quotes,
+    backslashes, short and six-byte control escapes), so a body's exact size and its bound
+    differ; timestamps interleave across sessions. ``control``: bodies of control bytes only
+    (six JSON bytes each), so the entries outweigh the frames that carried them."""
+    frames: list[tuple] = []
+    pieces = (
+        ["\x01\x02"] if control else ['"k": "v", ', "\\\\", "\\n", "\x01", "plain text " * 5, "\t"]
+    )
+    for n in range(12):
+        lines: list[tuple[bool, bytes]] = []
+        for i in range(rnd.randrange(1, 8)):
+            body = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(5, 400))).encode()
+            lines.append((True, b"GET /i/%d HTTP/1.1\r\nHost: h\r\n\r\n" % i))
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            lines.append((False, head + b"Content-Length: %d\r\n\r\n" % len(body) + body))
+        frames += conversation(lines, t0=T0 + rnd.randrange(0, 50) * MS, cport=41000 + n)
+    return sorted(frames, key=lambda f: f[0])
+
+
+@pytest.mark.parametrize(
+    ("max_record", "max_held", "control"),
+    [
+        (1024 * 1024, 512 * 1024 * 1024, False),
+        (3000, 512 * 1024 * 1024, False),
+        (9000, 20_000, False),
+        (1500, 4000, False),
+        (4000, 512 * 1024 * 1024, True),
+    ],
+)
+def test_body_texts_counted_late_cut_records_as_counting_them_at_once(
+    max_record: int, max_held: int, control: bool
+) -> None:
+    """Body texts are sized only when a cut or the held-bytes cap may depend on them; the
+    records (cuts, order, sizes), the oversize count and the cap's count must be those of an
+    engine that sizes every entry exactly as it comes."""
+    frames = _http_sessions(random.Random(max_record), control)
+    cfg = EngineConfig(max_record_bytes=max_record, max_held_bytes=max_held)
+    got_engine, want_engine = Engine("n", cfg), _ExactSizeEngine("n", cfg)
+    got, want = got_engine.feed_all(frames), want_engine.feed_all(frames)
+    assert sum(len(r.entries) for r in want) > 30
+    assert [encode_record(r) for r in got] == [encode_record(r) for r in want]
+    for key in ("oversize_records", "caps", "entries"):
+        assert got_engine.stats_dict()[key] == want_engine.stats_dict()[key]
+    if max_record < 10_000:
+        assert len(want) > 40  # cut many times
+    if max_held < 1024 * 1024:
+        assert want_engine.stats.caps["held_bytes"] > 0
+    if control:
+        assert want_engine.stats.oversize_records > 0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from producers.capture import open_capture
 from producers.engine import Engine
-from producers.records import entry_size, json_text_size
+from producers.records import entry_size, entry_size_parts, json_text_size, json_text_slack
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
 
@@ -66,3 +66,30 @@ def test_entry_size_on_every_corpus_entry() -> None:
                 entries += 1
                 long_texts += len(str(entry.get("response", ""))) > 300
     assert entries > 1000 and long_texts > 50
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=600))
+def test_json_text_slack_bounds_the_text_size(text: str) -> None:
+    assert json_text_size(text) - 2 <= json_text_slack(text)
+
+
+def test_entry_size_parts_add_up_to_entry_size_and_leave_entries_unchanged() -> None:
+    """The engine counts an entry as ``entry_size_parts``' size plus, for each text it
+    returns, ``json_text_size - 2`` (when a cut may depend on it; ``json_text_slack`` until
+    then): together exactly ``len(orjson.dumps(entry))``."""
+    rnd = random.Random(5)
+    pieces = ['"k": "v", ', "\\", "\n", "\x01", "a" * 50, "\t", "\x7f"]
+    long_texts = 0
+    for i in range(400):
+        texts = ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 80))) for _ in "ab"]
+        if i % 10 == 0:
+            texts[1] += "é"  # not ASCII: serialised with the rest, not returned
+        entry = _http_entry(*texts)
+        before = orjson.dumps(entry)
+        size, found = entry_size_parts(entry)
+        assert orjson.dumps(entry) == before
+        assert size + sum(json_text_size(t) - 2 for t in found) == len(before)
+        assert all(t in texts for t in found)
+        long_texts += len(found)
+    assert long_texts > 100

@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import producers._native as native
+import producers.dissect.http1.readers as readers_module
 import producers.dissect.http1.side as side_module
 from producers.capture import open_capture
 from producers.dissect import DissectError
@@ -176,3 +178,36 @@ def test_fast_and_careful_agree_on_hypothesis_heads(
 @given(st.binary(max_size=200), st.booleans())
 def test_fast_and_careful_agree_on_random_bytes(data: bytes, is_request: bool) -> None:
     _agree(data + b"\r\n\r\n", is_request)
+
+
+def test_well_formed_heads_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path checks a head's shape as it splits it: well-formed heads must not fall
+    back to the careful parser, sloppy ones must. Seen as pure Python only (compiled code
+    calls the careful parser natively, past the patch)."""
+    fallbacks: list[bytes] = []
+
+    def careful(raw: bytes, is_request: bool, ts_ns: int, max_headers: int) -> Head:
+        fallbacks.append(raw)
+        return parse_head_careful(raw, is_request, ts_ns, max_headers)
+
+    monkeypatch.setattr(readers_module, "parse_head_careful", careful)
+    for raw, is_request in _generated_heads(20):
+        fast = readers_module.parse_head(raw, is_request, 7, MAX_HEADERS)
+        assert fast == parse_head_careful(raw, is_request, 7, MAX_HEADERS)
+    sloppy = [
+        b"GET / HTTP/1.1\nHost: x\n\n",
+        b"GET / HTTP/1.1\r\nA: 1\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA: 1\r\n\tfolded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA: 1\n\r\n",
+    ]
+    for raw in sloppy:
+        readers_module.parse_head(raw, True, 7, MAX_HEADERS)
+    assert fallbacks == ([] if native.mode() == "compiled" else sloppy)
+
+
+def test_lower_cased_names_memo_is_bounded() -> None:
+    names = [f"X-Name-{i}" for i in range(readers_module._LOWER_MAX + 100)]
+    for name in names:
+        assert readers_module._lower(name) == name.lower()
+    assert 0 < len(readers_module._LOWER) <= readers_module._LOWER_MAX
+    assert readers_module._lower("Content-Type") == "content-type"
