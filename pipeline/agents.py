@@ -146,6 +146,8 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
         except Exception:
             return None
 
+    one_at_a_time = asyncio.Lock()  # the agent and the catch-up timer share the processor
+
     @app.agent(topics.streams, name="match", concurrency=1)  # type: ignore[arg-type]
     async def match(stream: faust.Stream) -> None:
         async for events in stream.take_events(config.batch_size, within=config.batch_within_s):
@@ -161,11 +163,31 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
                         message.partition, message.offset, message.key, message.value, marks[tp]
                     )
                 )
-            for item in await processor().handle(batch):
-                # a record Faust skipped (it never reached the stream, so Faust never acks
-                # it and would hold its partition's commit there for good), read and
-                # delivered by the processor: acked now, as if it had come through
-                app.consumer.ack(skipped_message(settings.streams_topic, item))
+            async with one_at_a_time:
+                read_here = await processor().handle(batch)
+            acknowledge(read_here)
+
+    def acknowledge(read_here: list[Incoming]) -> None:
+        """Records Faust skipped (they never reached the stream, so Faust never acks them and
+        would hold their partition's commit there for good), read and delivered by the
+        processor: acked now, as if they had come through."""
+        for item in read_here:
+            app.consumer.ack(skipped_message(settings.streams_topic, item))
+
+    @app.timer(config.catch_up_interval_s)
+    async def catch_up() -> None:
+        """Records skipped at the end of a partition have no later record to reveal them."""
+        if app.rebalancing:
+            return
+        for tp in sorted(app.consumer.assignment()):
+            end = highwater(tp) if tp.topic == settings.streams_topic else None
+            if end is None:
+                continue
+            async with one_at_a_time:
+                read_here = await processor().catch_up(
+                    tp.partition, end, config.catch_up_idle_s, config.batch_size
+                )
+            acknowledge(read_here)
 
     @app.timer(config.poll_interval_s)
     async def poll_rules() -> None:

@@ -58,6 +58,10 @@ class PipelineConfig:
     #: unmatched stream memories untouched for this many offsets of their partition expire
     idle_records: int | None = 10_000_000
     poll_interval_s: float = 1.0
+    #: how often, and after how long without records from a partition that has more, the
+    #: worker reads them itself (records Faust skipped at a partition's end; see ``agents``)
+    catch_up_interval_s: float = 5.0
+    catch_up_idle_s: float = 10.0
     control_wait_s: float = 10.0
 
     def data_dir(self) -> Path:

@@ -252,6 +252,8 @@ class SegmentProcessor:
         self._since_sweep = 0
         #: per partition, the offset after the last record handled (gap detection)
         self._next: dict[int, int] = {}
+        #: per partition, when the consumer last handed over one of its records
+        self._seen: dict[int, float] = {}
 
     async def _fill_gaps(self, batch: Sequence[Incoming]) -> tuple[list[Incoming], list[Incoming]]:
         """The batch with the records the consumer skipped read from ``streams`` and put where
@@ -286,10 +288,33 @@ class SegmentProcessor:
                 expected = item.offset + 1
             expect[partition] = expected
             out.append(item)
+        now = self.clock()
         for partition, expected in expect.items():
+            self._seen[partition] = now
             if expected is not None:
                 self._next[partition] = expected
         return out, holes
+
+    async def catch_up(self, partition: int, end: int, idle_s: float, limit: int) -> list[Incoming]:
+        """Read and process a partition's records below ``end`` (its high-water mark) that the
+        consumer has not handed over for ``idle_s``: a record it skipped with nothing after it
+        (see ``_fill_gaps``) would otherwise wait for the partition's next record, unprocessed
+        and uncommitted. At most ``limit`` records per call, from the offset after the last one
+        handled (or the commit). Returns the records processed, which the consumer should
+        count as acked. A consumer that is merely slow on the partition later hands over the
+        same records: identical duplicates, no loss."""
+        now = self.clock()
+        if now - self._seen.setdefault(partition, now) < idle_s:
+            return []
+        known = [o for o in (self._next.get(partition), self.committed(partition)) if o]
+        start = max(known) if known else None
+        if start is None or start >= end:
+            return []
+        items = await self._read_hole(partition, start, min(end, start + limit))
+        if items:
+            await self._process(items)  # contiguous from ``start``, and not the consumer's
+            self._next[partition] = max(self._next.get(partition, 0), items[-1].offset + 1)
+        return items
 
     async def _read_hole(self, partition: int, start: int, end: int) -> list[Incoming]:
         log.warning(
@@ -309,6 +334,11 @@ class SegmentProcessor:
         """Process ``batch``; returns the records read here because the consumer skipped them
         (already processed and delivered too), which the consumer should count as acked."""
         batch, holes = await self._fill_gaps(batch)
+        await self._process(batch)
+        return holes
+
+    async def _process(self, batch: Sequence[Incoming]) -> None:
+        """Decide, deliver, then write the memory: the order the module docstring explains."""
         stats = self.stats
         out: list[Outgoing] = []
         writes: dict[bytes, tuple[int, StreamMemory | None]] = {}
@@ -349,7 +379,6 @@ class SegmentProcessor:
                 stats.delivered[item.partition] = item.offset + 1
         stats.batches += 1
         stats.sample(self.clock())
-        return holes
 
     def _forget_committed(
         self, batch: Sequence[Incoming], writes: dict[bytes, tuple[int, StreamMemory | None]]

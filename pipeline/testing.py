@@ -286,14 +286,12 @@ async def wait_until_processed(
     timeout_s: float = 120.0,
     check: Any = None,
     workers: Any = (),
-    require_commit: bool = True,
 ) -> None:
     """Wait until ``group`` has committed every ``streams`` message produced so far and, when
     ``workers`` are given, until one of them reports the output of each partition's last record
     acknowledged (``/stats/`` ``delivered``). Faust may commit offsets of events it skipped
     after a rebalance before it re-delivers them, so a commit alone can run ahead of the output.
     ``check`` (optional) is called while waiting, e.g. to fail fast when a worker died.
-    ``require_commit=False`` waits for delivery only (see the SIGKILL test for why).
     """
     import asyncio
 
@@ -310,7 +308,7 @@ async def wait_until_processed(
             for p, off in (stats or {}).get("delivered", {}).items():
                 delivered[int(p)] = max(delivered.get(int(p), 0), int(off))
         committed_all = all(done.get(p, 0) >= end for p, end in ends.items())
-        if (committed_all or not require_commit) and (
+        if committed_all and (
             not workers or all(delivered.get(p, 0) >= end for p, end in ends.items() if end)
         ):
             return

@@ -103,12 +103,7 @@ async def test_a_restarted_worker_remembers_matched_and_pending_streams(
 
     again = start(workers, settings, tmp_path, app_id=app_id, recording_kfl="http")
     await produce(settings, matched_early[2:] + matched_late[2:])
-    # Wait for acknowledged output, not commits: after a kill and restart Faust can stall the
-    # commit of one partition (nothing is lost; see docs/architecture.md). This test is about
-    # the recovered memory, which the segments below show.
-    await wait_until_processed(
-        settings, app_id, check=again.alive, workers=[again], require_commit=False
-    )
+    await wait_until_processed(settings, app_id, check=again.alive, workers=[again])
 
     out = await matched(settings)
     assert segments(out, matched_early[0].stream_id) == [0, 1, 2, 3]

@@ -240,6 +240,23 @@ async def test_a_record_skipped_inside_a_batch_is_read_and_processed_in_its_plac
     assert proc.stats.gaps_filled == 1
 
 
+async def test_records_skipped_at_the_end_of_a_partition_are_read_once_it_is_idle() -> None:
+    s = [make_record(stream=f"t{i}", entries=(make_entry("http"),)) for i in range(3)]
+    fetcher = Fetcher({(0, 6): encode_record(s[1]), (0, 7): encode_record(s[2])})
+    proc, producer, _ = processor(fetcher=fetcher, committed={0: 5})
+    now = [100.0]
+    proc.clock = lambda: now[0]
+    await proc.handle([incoming(s[0], 5)])  # 6 and 7 were skipped, and nothing came after
+    assert await proc.catch_up(0, 8, idle_s=10, limit=1) == []  # not idle for long enough
+    now[0] = 111.0
+    assert [i.offset for i in await proc.catch_up(0, 8, idle_s=10, limit=1)] == [6]
+    assert [i.offset for i in await proc.catch_up(0, 8, idle_s=10, limit=1)] == [7]
+    assert await proc.catch_up(0, 8, idle_s=10, limit=1) == []  # caught up
+    published = [decode_matched(v) for t, _, v in producer.sent if t == "matched"]
+    assert [m.source_offset for m in published] == [5, 6, 7]
+    assert await proc.catch_up(1, 4, idle_s=10, limit=1) == []  # a partition new to it waits
+
+
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
 
 
