@@ -27,8 +27,6 @@ _FRAG6: Final = 44
 _MAX_EXT_HEADERS: Final = 8
 
 _u16: Final = struct.Struct("!H").unpack_from
-_tcp_hdr: Final = struct.Struct("!HHIIBB").unpack_from
-_udp_hdr: Final = struct.Struct("!HHH").unpack_from
 
 
 class Packet(NamedTuple):
@@ -220,8 +218,14 @@ class Decoder:
             if end - pos < 20:
                 self.malformed["tcp header truncated"] += len(frames)
                 return None
-            sport, dport, seq, ack, doff, flags = _tcp_hdr(buf, pos)
-            doff = (doff >> 4) << 2
+            # read by index, not ``struct``: compiled, these are native byte loads, where an
+            # ``unpack_from`` is a Python call building a tuple of boxed ints per packet
+            sport = (buf[pos] << 8) | buf[pos + 1]
+            dport = (buf[pos + 2] << 8) | buf[pos + 3]
+            seq = (buf[pos + 4] << 24) | (buf[pos + 5] << 16) | (buf[pos + 6] << 8) | buf[pos + 7]
+            ack = (buf[pos + 8] << 24) | (buf[pos + 9] << 16) | (buf[pos + 10] << 8) | buf[pos + 11]
+            doff = (buf[pos + 12] >> 4) << 2
+            flags = buf[pos + 13]
             if doff < 20 or pos + doff > end:
                 self.malformed["tcp bad data offset"] += len(frames)
                 return None
@@ -246,7 +250,9 @@ class Decoder:
             if end - pos < 8:
                 self.malformed["udp header truncated"] += len(frames)
                 return None
-            sport, dport, ulen = _udp_hdr(buf, pos)
+            sport = (buf[pos] << 8) | buf[pos + 1]
+            dport = (buf[pos + 2] << 8) | buf[pos + 3]
+            ulen = (buf[pos + 4] << 8) | buf[pos + 5]
             if ulen < 8:
                 self.malformed["udp bad length"] += len(frames)
                 return None
