@@ -37,7 +37,7 @@ from producers.capture import Frame
 from producers.decode import Decoder, FragmentReassembler
 from producers.dissect import Direction, DissectError, Dissector, Item
 from producers.names import NameTable
-from producers.reassembly import Conn, FlowTable, ReassemblyConfig
+from producers.reassembly import Conn, FlowListener, FlowTable, ReassemblyConfig
 from producers.records import (
     PACKET_OVERHEAD,
     RECORD_OVERHEAD,
@@ -172,7 +172,7 @@ class _Stream:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # tests extend it (e.g. to keep payloads)
-class Engine:
+class Engine(FlowListener):
     """Frames in, StreamRecords out. See the module docstring for what is recorded."""
 
     def __init__(self, node: Node | str, config: EngineConfig | None = None) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from bisect import insort
 from collections import Counter, deque
-from typing import Any, Final, Protocol
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 __all__ = ["Budget", "HalfStream", "StreamSink"]
 
@@ -20,12 +22,20 @@ _HALF: Final = 0x80000000
 _MASK: Final = 0xFFFFFFFF
 
 
-class StreamSink(Protocol):
-    """Where reassembled bytes and gaps go (the flow table's listener)."""
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests' listeners are interpreted
+class StreamSink:
+    """Where reassembled bytes and gaps go (the flow table's listener): subclass it.
 
-    def on_data(self, conn: Any, direction: int, data: bytes, ts_ns: int) -> None: ...
+    A base class rather than a ``Protocol``: compiled, a call on a ``Protocol``-typed object
+    is a Python method call (attribute lookup, boxed arguments), and ``on_data`` is called
+    for every in-order TCP segment; on a native base class it is a direct vtable call.
+    """
 
-    def on_gap(self, conn: Any, direction: int, offset: int, length: int, ts_ns: int) -> None: ...
+    def on_data(self, conn: Any, direction: int, data: bytes, ts_ns: int) -> None:
+        raise NotImplementedError
+
+    def on_gap(self, conn: Any, direction: int, offset: int, length: int, ts_ns: int) -> None:
+        raise NotImplementedError
 
 
 class Budget:

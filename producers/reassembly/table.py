@@ -12,11 +12,13 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from producers.decode import TCP, Packet
 from producers.reassembly.conn import Conn
-from producers.reassembly.half import Budget, HalfStream
+from producers.reassembly.half import Budget, HalfStream, StreamSink
 from producers.reassembly.roles import looks_like_request, looks_like_response, sender_is_client
 
 __all__ = ["FlowListener", "FlowTable", "ReassemblyConfig"]
@@ -50,20 +52,22 @@ class ReassemblyConfig:
     total_buffer_bytes: int = 256 * 1024 * 1024  # out-of-order bytes parked by all streams
 
 
-class FlowListener(Protocol):
-    """What the table tells its owner. Calls for one stream come in stream order."""
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests' listeners are interpreted
+class FlowListener(StreamSink):
+    """What the table tells its owner (subclass it; see ``StreamSink`` for why a base class).
+    Calls for one stream come in stream order."""
 
-    def on_open(self, conn: Conn) -> None: ...
+    def on_open(self, conn: Conn) -> None:
+        raise NotImplementedError
 
-    def on_swap(self, conn: Conn) -> None: ...
+    def on_swap(self, conn: Conn) -> None:
+        raise NotImplementedError
 
-    def on_reopen(self, conn: Conn) -> None: ...
+    def on_reopen(self, conn: Conn) -> None:
+        raise NotImplementedError
 
-    def on_data(self, conn: Conn, direction: int, data: bytes, ts_ns: int) -> None: ...
-
-    def on_gap(self, conn: Conn, direction: int, offset: int, length: int, ts_ns: int) -> None: ...
-
-    def on_close(self, conn: Conn, reason: str, ts_ns: int) -> None: ...
+    def on_close(self, conn: Conn, reason: str, ts_ns: int) -> None:
+        raise NotImplementedError
 
 
 class FlowTable:

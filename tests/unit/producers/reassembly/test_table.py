@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from producers.decode import Decoder, Packet
 from producers.decode.synth import ACK, FIN, PSH, RST, SYN, tcp_frame, udp_frame
-from producers.reassembly import Conn, FlowTable, ReassemblyConfig
+from producers.reassembly import Conn, FlowListener, FlowTable, ReassemblyConfig
 from producers.reassembly.half import HalfStream
 
 C, S = "10.0.0.1", "10.0.0.2"
@@ -21,7 +21,7 @@ ISN_C, ISN_S = 1000, 5000
 SEC = 1_000_000_000
 
 
-class Recorder:
+class Recorder(FlowListener):
     """A FlowListener that keeps everything it is told."""
 
     def __init__(self) -> None:
