@@ -24,7 +24,6 @@ capture always gives the same records and stream ids. No sockets, clocks or env 
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from producers.capture import Frame
 from producers.decode import Decoder, FragmentReassembler
 from producers.dissect import Direction, DissectError, Dissector, Item
 from producers.names import NameTable
-from producers.reassembly import Conn, FlowListener, FlowTable, ReassemblyConfig
+from producers.reassembly import Conn, FlowListener, FlowTable, ReassemblyConfig, Timers
 from producers.records import (
     PACKET_OVERHEAD,
     RECORD_OVERHEAD,
@@ -57,9 +56,6 @@ __all__ = ["Engine", "EngineConfig", "EngineStats"]
 #: coalescing of in-order TCP payload before it reaches a dissector (see _feed_buffered)
 _COALESCE_NS: Final = 1_000_000
 _COALESCE_BYTES: Final = 256 * 1024
-
-_push: Final = heapq.heappush
-_pop: Final = heapq.heappop
 
 _DIRS: Final[tuple[Literal["client"], Literal["server"]]] = ("client", "server")
 
@@ -194,10 +190,8 @@ class Engine(FlowListener):
         self._held_slack = 0
         #: the streams holding texts whose sizes are not counted yet
         self._unsettled: dict[_Stream, None] = {}
-        #: (time, tie-break, stream key): that stream's held segment is not old before
-        #: its time (see ``_sweep``)
-        self._seg_timers: list[tuple[int, int, tuple[Any, ...]]] = []
-        self._ticks = 0
+        #: the held segment of the stream under a key is not old before its time (``_sweep``)
+        self._seg_timers = Timers()
         self._max_record = cfg.max_record_bytes
         self._max_held = cfg.max_held_bytes
 
@@ -594,14 +588,13 @@ class Engine(FlowListener):
         self._next_sweep = now + self.config.sweep_interval_ns
         self.flows.expire(now)
         self.decoder.fragments.expire(now)
-        timers = self._seg_timers
-        if not timers or timers[0][0] >= now:
+        keys = self._seg_timers.due(now)
+        if not keys:
             return
         oldest = now - self.config.segment_max_age_ns
         conns = self.flows.conns
         due: dict[tuple[Any, ...], Conn] = {}
-        while timers and timers[0][0] < now:
-            key = _pop(timers)[2]
+        for key in keys:
             conn = conns.get(key)
             if conn is not None:
                 due[key] = conn
@@ -618,21 +611,16 @@ class Engine(FlowListener):
         for conn in old:
             self._emit(conn, closed=False)
         if len(self._seg_timers) > 2 * len(conns) + 1024:
-            self._seg_timers = []
+            self._seg_timers.clear()
             for conn in conns.values():
                 st = conn.ctx
                 if st.frames:
                     self._arm_segment(conn, st.seg_start)
-            heapq.heapify(self._seg_timers)
 
     def _arm_segment(self, conn: Conn, seg_start: int) -> None:
         """A segment that started at ``seg_start`` is old once it is ``segment_max_age_ns``
         older: look at its stream then."""
-        self._ticks += 1
-        _push(
-            self._seg_timers,
-            (seg_start + self.config.segment_max_age_ns, self._ticks, conn.key),
-        )
+        self._seg_timers.arm(seg_start + self.config.segment_max_age_ns, conn.key)
 
     def _shed(self) -> None:
         """Held bytes over the cap: publish the biggest unfinished segments early."""

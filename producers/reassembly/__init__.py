@@ -3,7 +3,7 @@
 from producers.reassembly.conn import Conn
 from producers.reassembly.half import Budget, HalfStream
 from producers.reassembly.roles import sender_is_client
-from producers.reassembly.table import FlowListener, FlowTable, ReassemblyConfig
+from producers.reassembly.table import FlowListener, FlowTable, ReassemblyConfig, Timers
 
 __all__ = [
     "Budget",
@@ -12,5 +12,6 @@ __all__ = [
     "FlowTable",
     "HalfStream",
     "ReassemblyConfig",
+    "Timers",
     "sender_is_client",
 ]

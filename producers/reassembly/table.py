@@ -21,15 +21,15 @@ from producers.reassembly.conn import Conn
 from producers.reassembly.half import Budget, HalfStream, StreamSink
 from producers.reassembly.roles import looks_like_request, looks_like_response, sender_is_client
 
-__all__ = ["FlowListener", "FlowTable", "ReassemblyConfig"]
+__all__ = ["FlowListener", "FlowTable", "ReassemblyConfig", "Timers"]
 
 _FIN: Final = 0x01
 _SYN: Final = 0x02
 _RST: Final = 0x04
 _ACK: Final = 0x10
 _MASK: Final = 0xFFFFFFFF
-_push: Final = heapq.heappush
-_pop: Final = heapq.heappop
+#: a ``Timers`` bucket spans 2**30 ns (~1.07 s) of packet time
+_BUCKET_SHIFT: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,67 @@ class ReassemblyConfig:
     stream_buffer_bytes: int = 4 * 1024 * 1024  # out-of-order bytes parked per direction
     stream_buffer_segments: int = 2048
     total_buffer_bytes: int = 256 * 1024 * 1024  # out-of-order bytes parked by all streams
+
+
+class Timers:
+    """Keys due once packet time passes their time: the streams to look at, not all of them.
+
+    Entries go into buckets of ~1 s of packet time, and only bucket numbers are kept in a
+    heap, so arming is a list append and a sweep takes whole buckets (only the bucket ``now``
+    falls in is split). Entries are never removed early: whoever gets a key back checks its
+    stream's state (a key may come back more than once, or for a stream that left).
+    """
+
+    __slots__ = ("_buckets", "_heap", "_size")
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
+        self._heap: list[int] = []
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def arm(self, when: int, key: tuple[Any, ...]) -> None:
+        """``key`` is due once packet time is past ``when``."""
+        bucket = when >> _BUCKET_SHIFT
+        entries = self._buckets.get(bucket)
+        if entries is None:
+            entries = self._buckets[bucket] = []
+            heapq.heappush(self._heap, bucket)
+        entries.append((when, key))
+        self._size += 1
+
+    def due(self, now: int) -> list[tuple[Any, ...]]:
+        """The keys of every entry whose time is before ``now`` (taken out), in no order."""
+        out: list[tuple[Any, ...]] = []
+        heap = self._heap
+        current = now >> _BUCKET_SHIFT
+        while heap and heap[0] <= current:
+            bucket = heap[0]
+            entries = self._buckets[bucket]
+            if bucket < current:  # all of it is before ``now``
+                for _when, key in entries:
+                    out.append(key)
+            else:
+                kept = []
+                for when, key in entries:
+                    if when < now:
+                        out.append(key)
+                    else:
+                        kept.append((when, key))
+                if kept:
+                    self._buckets[bucket] = kept
+                    break
+            heapq.heappop(heap)
+            del self._buckets[bucket]
+        self._size -= len(out)
+        return out
+
+    def clear(self) -> None:
+        self._buckets.clear()
+        self._heap.clear()
+        self._size = 0
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # tests' listeners are interpreted
@@ -81,10 +142,9 @@ class FlowTable:
         self.closed: dict[tuple[Any, ...], tuple[int, Conn]] = {}  # tombstones, oldest first
         self.counts: Counter[str] = Counter()
         self.budget = Budget(cfg.total_buffer_bytes)
-        #: (time, tie-break, key): the stream under ``key`` cannot end before its time (see
-        #: ``expire``); keys rather than streams, so a stream that left is not kept alive
-        self._timers: list[tuple[int, int, tuple[Any, ...]]] = []
-        self._ticks = 0
+        #: the stream under a key cannot end before its time (see ``expire``); keys rather
+        #: than streams, so a stream that left is not kept alive
+        self._timers = Timers()
         self._order = 0  # the next Conn.order: the order of insertion into ``conns``
         self._half_args = (
             listener,
@@ -203,14 +263,13 @@ class FlowTable:
             if closed[key][0] >= tomb_before:
                 break
             _release(closed.pop(key)[1])
-        timers = self._timers
-        if not timers or timers[0][0] >= now_ns:
+        keys = self._timers.due(now_ns)
+        if not keys:
             return 0
         conns = self.conns
         ended: list[Conn] = []
         due: dict[tuple[Any, ...], Conn] = {}
-        while timers and timers[0][0] < now_ns:
-            key = _pop(timers)[2]
+        for key in keys:
             conn = conns.get(key)
             if conn is not None:
                 due[key] = conn
@@ -220,7 +279,7 @@ class FlowTable:
                 ended.append(conn)
             else:
                 self._arm(conn, when)
-        if len(timers) > 2 * len(conns) + 1024:
+        if len(self._timers) > 2 * len(conns) + 1024:
             self._rebuild_timers()
         if len(ended) > 1:
             ended.sort(key=_conn_order)
@@ -260,19 +319,14 @@ class FlowTable:
         """One entry per stream: entries of streams that left, or that were superseded, pile
         up when streams come and go faster than their timeouts run out."""
         cfg = self.config
-        self._timers = []
+        self._timers.clear()
         for conn in self.conns.values():
             wait = cfg.udp_idle_ns if conn.proto != TCP else self._tcp_wait(conn)
-            self._timers.append((conn.last_ts + wait, self._tick(), conn.key))
-        heapq.heapify(self._timers)
+            self._timers.arm(conn.last_ts + wait, conn.key)
 
     def _arm(self, conn: Conn, when: int) -> None:
         """``conn`` cannot end before packet time passes ``when``: look at it then."""
-        _push(self._timers, (when, self._tick(), conn.key))
-
-    def _tick(self) -> int:
-        self._ticks += 1
-        return self._ticks
+        self._timers.arm(when, conn.key)
 
     def flush(self, reason: str = "end") -> None:
         """End every stream (end of capture)."""

@@ -36,6 +36,7 @@ PACKAGES = {
         "FlowTable",
         "HalfStream",
         "ReassemblyConfig",
+        "Timers",
         "sender_is_client",
     },
     "producers.engine": {"Engine", "EngineConfig", "EngineStats"},

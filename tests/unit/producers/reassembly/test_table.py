@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from producers.decode import Decoder, Packet
 from producers.decode.synth import ACK, FIN, PSH, RST, SYN, tcp_frame, udp_frame
-from producers.reassembly import Conn, FlowListener, FlowTable, ReassemblyConfig
+from producers.reassembly import Conn, FlowListener, FlowTable, ReassemblyConfig, Timers
 from producers.reassembly.half import HalfStream
 
 C, S = "10.0.0.1", "10.0.0.2"
@@ -458,3 +458,26 @@ def test_expire_ends_what_a_walk_over_every_stream_ends(seed: int) -> None:
             assert table.expire(now) == len(expected)
             assert [conn for conn, _ in rec.closed[before:]] == expected
     assert len(rec.closed) > 100  # the traffic did end streams along the way
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_timers_give_back_exactly_the_keys_due(seed: int) -> None:
+    """``Timers.due(now)`` returns each armed key whose time is before ``now`` once, whatever
+    bucket it fell in (times near bucket edges, several keys per time, re-arming)."""
+    rnd = random.Random(seed)
+    timers, armed = Timers(), []
+    now = 5 * SEC
+    for step in range(3000):
+        if rnd.random() < 0.7:
+            when = now + rnd.choice((0, 1, -1, (1 << 30) - 1, 1 << 30, rnd.randrange(4 * SEC)))
+            key = (step,)
+            timers.arm(when, key)
+            armed.append((when, key))
+        else:
+            now += rnd.choice((0, 1, rnd.randrange(2 * SEC)))
+            want = sorted(k for w, k in armed if w < now)
+            armed = [(w, k) for w, k in armed if w >= now]
+            assert sorted(timers.due(now)) == want
+            assert len(timers) == len(armed)
+    timers.clear()
+    assert len(timers) == 0 and timers.due(now + 100 * SEC) == []
