@@ -140,6 +140,12 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
         offset = offsets.get(TP(settings.streams_topic, partition))
         return None if offset is None else int(offset)
 
+    def read_through(tp: TP, end: int) -> bool:
+        """Whether Faust's consumer has passed every record below ``end`` on (its own
+        bookkeeping: the offset of the last record it handed to the streams)."""
+        offset = getattr(app.consumer, "_read_offset", {}).get(tp)
+        return offset is not None and int(offset) + 1 >= end
+
     def highwater(tp: TP) -> int | None:
         try:
             return int(app.consumer.highwater(tp))
@@ -181,8 +187,8 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
             return
         for tp in sorted(app.consumer.assignment()):
             end = highwater(tp) if tp.topic == settings.streams_topic else None
-            if end is None:
-                continue
+            if end is None or not read_through(tp, end):
+                continue  # Faust has not fetched them yet: they are coming, not skipped
             async with one_at_a_time:
                 read_here = await processor().catch_up(
                     tp.partition, end, config.catch_up_idle_s, config.batch_size
