@@ -41,6 +41,7 @@ from streamtap.settings import Settings
 __all__ = ["MIN_PART_SIZE", "MinioStore", "make_sse", "make_store_client"]
 
 MIN_PART_SIZE = 5 * 1024 * 1024
+_CHECKSUM_SHA256 = "x-amz-checksum-sha256"
 _NOT_FOUND = {"NoSuchKey", "NoSuchVersion", "NoSuchObject"}
 _NO_LOCK = {"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError", "NoSuchKey"}
 
@@ -64,6 +65,24 @@ class _LockSafeMinio(Minio):
         if "content-md5" not in names and not any(n.startswith("x-amz-checksum-") for n in names):
             headers["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
         return super()._put_object(bucket_name, object_name, data, headers, query_params)
+
+    def _build_headers(
+        self,
+        host: str,
+        headers: dict[str, Any] | None = None,
+        body: bytes | None = None,
+        creds: Any = None,
+    ) -> tuple[dict[str, Any], Any]:
+        """Over plain HTTP minio signs the payload's SHA-256, hashing the body again; a PUT
+        that carries ``x-amz-checksum-sha256`` already has that hash (the manifest's), so it
+        is reused. The server checks both against the bytes it receives, as before."""
+        checksum = (headers or {}).get(_CHECKSUM_SHA256)
+        if checksum is None or not body or creds is None or self._base_url.is_https:
+            return super()._build_headers(host, headers, body, creds)
+        built, date = super()._build_headers(host, headers, None, creds)
+        built["Content-Length"] = str(len(body))
+        built["x-amz-content-sha256"] = base64.b64decode(checksum).hex()
+        return built, date
 
 
 def make_store_client(settings: Settings, addressing: Addressing = "auto") -> Minio:
@@ -146,7 +165,7 @@ class MinioStore:
         if len(data) <= self.part_size:
             # One request: the server checks the SHA-256, and with If-None-Match refuses a
             # key that exists instead of stacking a version on it.
-            metadata["x-amz-checksum-sha256"] = base64.b64encode(bytes.fromhex(sha)).decode()
+            metadata[_CHECKSUM_SHA256] = base64.b64encode(bytes.fromhex(sha)).decode()
             headers = genheaders(metadata, self.sse, None, retention, options.legal_hold)
             headers["Content-Type"] = options.content_type
             if options.if_absent:

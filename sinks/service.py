@@ -70,6 +70,8 @@ DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 DEADLETTER_VALUE_CAP = 256 * 1024
 #: threads per upload worker for manifest writes (one per writer of a batch, side by side)
 MANIFEST_THREADS_PER_WORKER = 4
+#: event-loop turns given to the consumer's fetcher after each fetch (see ``_let_fetcher_run``)
+FETCHER_TURNS = 3
 
 
 def deadletter_value(
@@ -240,11 +242,15 @@ class SinkService:
             while not stop.is_set() and self._fatal is None:
                 self._apply_backpressure()
                 records = await self.consumer.getmany(timeout_ms=500, max_records=1000)
+                if records:
+                    await self._let_fetcher_run()
                 for tp, messages in records.items():
                     if messages:
                         await self._take(tp, messages)
                 now_ms = int(self.clock() * 1000)
                 for tp, state in list(self._parts.items()):
+                    if await self._behind(tp):
+                        continue
                     batch = state.batcher.due(now_ms)
                     if batch is not None:
                         await self._close(tp, state, batch)
@@ -267,6 +273,39 @@ class SinkService:
             log.info("sink stopped: %s", self.stats.line())
         if self._fatal is not None:
             raise self._fatal
+
+    @staticmethod
+    async def _let_fetcher_run() -> None:
+        """Hand the loop back briefly, so the consumer's fetcher asks for the next records now.
+
+        ``_take`` decodes a whole fetch without yielding. aiokafka's fetcher is a task on this
+        loop that sends the next fetch request only once the returned records are drained, so
+        without this the broker would sit idle while a fetch is decoded and the sink idle while
+        the next one comes over. Waking the fetcher and letting it write its request takes a
+        few loop turns; fewer would only lose the overlap, never records.
+        """
+        for _ in range(FETCHER_TURNS):
+            await asyncio.sleep(0)
+
+    async def _behind(self, tp: TopicPartition) -> bool:
+        """True while Kafka already holds records of ``tp`` past those handed to the sink.
+
+        The wall-clock close (``due``) is for a partition that has gone quiet. While the sink
+        works through a backlog, the next records are already there: the batch fills up to its
+        size limit, or closes on a message's own timestamp, instead of ending at every fetch
+        boundary as small objects. Once the position reaches the high-water mark (aiokafka moves
+        it past transaction markers too), ``due`` applies again, at once for old messages.
+        """
+        if tp not in self.consumer.assignment():
+            return False
+        high = self.consumer.highwater(tp)
+        if high is None:
+            return False
+        try:
+            position: int = await self.consumer.position(tp)
+        except IllegalStateError:
+            return False  # revoked meanwhile: the listener forgets the partition
+        return position < high
 
     async def _take(self, tp: TopicPartition, messages: list[Any]) -> None:
         """Decode and batch one fetch's messages of a partition.

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 import pytest
+from minio import Minio
+from minio.credentials import Credentials
 from minio.sse import SseKMS, SseS3
 
 from sinks.batch import ClosedBatch
@@ -78,3 +82,20 @@ def test_package_exports_what_it_lists() -> None:
 
     assert len(set(sinks.__all__)) == len(sinks.__all__)
     assert all(hasattr(sinks, name) for name in sinks.__all__)
+
+
+@pytest.mark.parametrize("checksummed", [True, False])
+def test_signed_payload_hash_is_the_bodys_whether_reused_or_computed(checksummed: bool) -> None:
+    # A PUT with x-amz-checksum-sha256 reuses that hash to sign the payload instead of hashing
+    # the body again; either way the signed hash and the rest of the headers are minio's own.
+    client = make_store_client(load_settings(None))
+    body = b"pcap bytes " * 1000
+    digest = hashlib.sha256(body).digest()
+    headers = {"x-amz-checksum-sha256": base64.b64encode(digest).decode()} if checksummed else {}
+    creds = Credentials("access", "secret")
+    built, _ = client._build_headers("s3.local", dict(headers), body, creds)
+    reference, _ = Minio._build_headers(client, "s3.local", dict(headers), body, creds)
+    assert built["x-amz-content-sha256"] == digest.hex()
+    assert {k: v for k, v in built.items() if k != "x-amz-date"} == {
+        k: v for k, v in reference.items() if k != "x-amz-date"
+    }

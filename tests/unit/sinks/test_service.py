@@ -48,6 +48,8 @@ class FakeConsumer:
     committed: dict[TopicPartition, OffsetAndMetadata] = field(default_factory=dict)
     _paused: set[TopicPartition] = field(default_factory=set)
     _next: int = 0
+    #: answer highwater() as Kafka does once fetched from (None: not known, as before a fetch)
+    knows_highwater: bool = False
 
     def assignment(self) -> set[TopicPartition]:
         return {TP}
@@ -60,6 +62,12 @@ class FakeConsumer:
 
     def resume(self, *tps: TopicPartition) -> None:
         self._paused.difference_update(tps)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return len(self.records) if self.knows_highwater else None
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self._next
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[_Record]]:
         if TP in self._paused or self._next >= len(self.records):
@@ -100,7 +108,12 @@ def _records(count: int) -> list[_Record]:
 
 
 def _service(
-    consumer: FakeConsumer, store: LoggingStore, tmp: Path, dead: Any = None, **env: str
+    consumer: FakeConsumer,
+    store: LoggingStore,
+    tmp: Path,
+    dead: Any = None,
+    clock_s: float = 0.0,
+    **env: str,
 ) -> SinkService:
     values = {
         "SINK_MAX_BATCH_MESSAGES": "4",
@@ -121,7 +134,7 @@ def _service(
         fetch,
         SpillArea(tmp / "spill", settings.max_spill_bytes),
         deadletter=dead,
-        clock=lambda: 0.0,
+        clock=lambda: clock_s,
     )
 
 
@@ -151,6 +164,37 @@ async def test_close_is_committed_before_upload_and_offsets_after(tmp_path: Path
         done = next(i for i, e in enumerate(log) if e[0] == "commit" and e[1] == last + 1)
         manifest = log.index(("put", key + MANIFEST_SUFFIX))
         assert intent < index < manifest < done
+
+
+def _ranges(store: LoggingStore) -> list[tuple[int, int]]:
+    return sorted(
+        (parse_key(k).first_offset, parse_key(k).last_offset)
+        for k in store.objects
+        if k.endswith(".pcap")
+    )
+
+
+@pytest.mark.parametrize(
+    ("knows_highwater", "ranges"),
+    [
+        # Kafka says more records wait: batches fill up (4 messages) whatever their age, and
+        # the last one closes by age as soon as the partition has caught up.
+        (True, [(0, 3), (4, 7), (8, 9)]),
+        # Nothing known about what waits: every fetch (3 records here) ends an old batch.
+        (False, [(0, 2), (3, 5), (6, 8), (9, 9)]),
+    ],
+)
+async def test_backlog_batches_close_by_age_only_once_caught_up(
+    tmp_path: Path, knows_highwater: bool, ranges: list[tuple[int, int]]
+) -> None:
+    log: list[tuple[Any, ...]] = []
+    consumer = FakeConsumer(log, _records(10), knows_highwater=knows_highwater)
+    store = LoggingStore(log=log)
+    # Every message is far older than the batch age by the service's clock: a backlog.
+    service = _service(consumer, store, tmp_path, clock_s=10_000.0, SINK_MAX_BATCH_AGE_S="1")
+    # Waiting for the last commit means the last batch closed by age, not at shutdown.
+    await _run_until(service, lambda: consumer.committed.get(TP, _NOTHING).offset == 10)
+    assert _ranges(store) == ranges
 
 
 async def test_restart_rebuilds_recorded_closes_exactly(tmp_path: Path) -> None:
@@ -332,3 +376,39 @@ async def test_one_batch_in_flight_stores_strictly_in_turn(tmp_path: Path) -> No
         parse_key(e[1].removesuffix(MANIFEST_SUFFIX)).first_offset for e in log if e[0] == "put"
     ]
     assert firsts == [0, 0, 4, 4, 8, 8]  # object, manifest, object, manifest, ...
+
+
+@dataclass
+class PrefetchingConsumer(FakeConsumer):
+    """Wakes a stand-in for aiokafka's fetcher task whenever a fetch's records are handed out."""
+
+    handed_out: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[_Record]]:
+        records = await super().getmany(timeout_ms, max_records)
+        if records:
+            self.handed_out.set()
+        return records
+
+
+async def test_next_fetch_is_requested_before_this_one_is_decoded(tmp_path: Path) -> None:
+    log: list[tuple[Any, ...]] = []
+    consumer, store = PrefetchingConsumer(log, _records(10)), LoggingStore(log=log)
+    service = _service(consumer, store, tmp_path)
+    decoded_when_requested: list[int] = []
+
+    async def fetcher() -> None:
+        # Like aiokafka's: woken once records are drained, it sends its request a turn later.
+        while True:
+            await consumer.handed_out.wait()
+            consumer.handed_out.clear()
+            await asyncio.sleep(0)
+            decoded_when_requested.append(service.stats.messages)
+
+    task = asyncio.create_task(fetcher())
+    try:
+        await _run_until(service, lambda: service.stats.messages == 10)
+    finally:
+        task.cancel()
+    # Each request went out while its fetch (3 records) was still undecoded.
+    assert decoded_when_requested == [0, 3, 6, 9]
