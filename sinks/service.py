@@ -70,8 +70,6 @@ DeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
 DEADLETTER_VALUE_CAP = 256 * 1024
 #: threads per upload worker for manifest writes (one per writer of a batch, side by side)
 MANIFEST_THREADS_PER_WORKER = 4
-#: event-loop turns given to the consumer's fetcher after each fetch (see ``_let_fetcher_run``)
-FETCHER_TURNS = 3
 
 
 def deadletter_value(
@@ -242,8 +240,6 @@ class SinkService:
             while not stop.is_set() and self._fatal is None:
                 self._apply_backpressure()
                 records = await self.consumer.getmany(timeout_ms=500, max_records=1000)
-                if records:
-                    await self._let_fetcher_run()
                 for tp, messages in records.items():
                     if messages:
                         await self._take(tp, messages)
@@ -274,19 +270,6 @@ class SinkService:
         if self._fatal is not None:
             raise self._fatal
 
-    @staticmethod
-    async def _let_fetcher_run() -> None:
-        """Hand the loop back briefly, so the consumer's fetcher asks for the next records now.
-
-        ``_take`` decodes a whole fetch without yielding. aiokafka's fetcher is a task on this
-        loop that sends the next fetch request only once the returned records are drained, so
-        without this the broker would sit idle while a fetch is decoded and the sink idle while
-        the next one comes over. Waking the fetcher and letting it write its request takes a
-        few loop turns; fewer would only lose the overlap, never records.
-        """
-        for _ in range(FETCHER_TURNS):
-            await asyncio.sleep(0)
-
     async def _behind(self, tp: TopicPartition) -> bool:
         """True while Kafka already holds records of ``tp`` past those handed to the sink.
 
@@ -314,7 +297,9 @@ class SinkService:
         a spill to disk waits). Yielding every few milliseconds was tried, so that upload
         workers could start their next PUTs sooner: in the benchmark it made consuming ~20%
         slower (the workers' threads then compete with decoding for the GIL) and the whole run
-        no faster.
+        no faster. Yielding a few turns once per fetch, so that aiokafka's fetcher sends its
+        next request before the decoding starts, was tried too: no faster either
+        (docs/benchmarks.md, Sink).
         """
         state = await self._partition(tp, messages[0].offset)
         for record in messages:

@@ -376,39 +376,3 @@ async def test_one_batch_in_flight_stores_strictly_in_turn(tmp_path: Path) -> No
         parse_key(e[1].removesuffix(MANIFEST_SUFFIX)).first_offset for e in log if e[0] == "put"
     ]
     assert firsts == [0, 0, 4, 4, 8, 8]  # object, manifest, object, manifest, ...
-
-
-@dataclass
-class PrefetchingConsumer(FakeConsumer):
-    """Wakes a stand-in for aiokafka's fetcher task whenever a fetch's records are handed out."""
-
-    handed_out: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[_Record]]:
-        records = await super().getmany(timeout_ms, max_records)
-        if records:
-            self.handed_out.set()
-        return records
-
-
-async def test_next_fetch_is_requested_before_this_one_is_decoded(tmp_path: Path) -> None:
-    log: list[tuple[Any, ...]] = []
-    consumer, store = PrefetchingConsumer(log, _records(10)), LoggingStore(log=log)
-    service = _service(consumer, store, tmp_path)
-    decoded_when_requested: list[int] = []
-
-    async def fetcher() -> None:
-        # Like aiokafka's: woken once records are drained, it sends its request a turn later.
-        while True:
-            await consumer.handed_out.wait()
-            consumer.handed_out.clear()
-            await asyncio.sleep(0)
-            decoded_when_requested.append(service.stats.messages)
-
-    task = asyncio.create_task(fetcher())
-    try:
-        await _run_until(service, lambda: service.stats.messages == 10)
-    finally:
-        task.cancel()
-    # Each request went out while its fetch (3 records) was still undecoded.
-    assert decoded_when_requested == [0, 3, 6, 9]
