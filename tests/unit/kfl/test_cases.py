@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,9 +41,24 @@ def test_file_has_every_kind() -> None:
     assert len([c for c in CASES if "entry" in c]) > 100
 
 
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("entries.json", "cases.jsonl")
+    }
+
+
 def test_repo_copy_matches_the_shared_contract() -> None:
+    """The copy is byte for byte the contract it was taken from: its SHA-256s are recorded in
+    ``CONTRACT.sha256`` when it is copied, so an edit to the copy fails here on any clone, and
+    where ``../shared/kfl`` sits next to the clone, a newer contract fails here too."""
+    recorded = {
+        name: digest
+        for digest, name in (
+            line.split() for line in (DATA / "CONTRACT.sha256").read_text().splitlines()
+        )
+    }
+    assert _digests(DATA) == recorded
     shared = DATA.parents[2].parent / "shared" / "kfl"
-    if not shared.is_dir():
-        pytest.skip("no ../shared/kfl next to this clone; the repo copy is the contract")
-    for name in ("entries.json", "cases.jsonl"):
-        assert (DATA / name).read_bytes() == (shared / name).read_bytes(), name
+    if shared.is_dir():
+        assert _digests(shared) == recorded, "../shared/kfl changed: copy it again"
