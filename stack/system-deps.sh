@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # System packages `make setup` needs beyond Python: a JVM and Maven for the Kafka broker,
 # tshark for benchmarks and the tests that cross-check dissection, and a C compiler for the
-# compiled sensor engine (`make native`). Installs what is missing with
+# compiled sensor engine (`make native`), and Go for the compose-file check
+# (`docker/composecheck`, used by the tests on machines without Docker). Installs what is missing with
 # apt-get when running as root; otherwise says what to install. Never fails the build itself:
 # `streamtap stack install` stops later with a precise message if java or mvn is still missing.
 set -u
 
 need=()       # packages to install
-declare -A pkg=([java]=openjdk-17-jre-headless [mvn]=maven [tshark]=tshark [gcc]=gcc)
-for cmd in java mvn tshark gcc; do
+declare -A pkg=([java]=openjdk-17-jre-headless [mvn]=maven [tshark]=tshark [gcc]=gcc [go]=golang-go)
+for cmd in java mvn tshark gcc go; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("${pkg[$cmd]}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -199,27 +199,43 @@ def test_dockerfile_installs_the_project_on_python_slim() -> None:
     assert (ROOT / "docker" / "healthcheck.py").is_file()
 
 
-def _compose_cli() -> str | None:
+def _compose_config() -> list[str]:
+    """A command that loads a compose file as Docker Compose does and fails on a bad one:
+    ``docker compose config`` where Docker has the plugin, else ``docker/composecheck`` (the
+    same loader, compose-go, built with Go; ``make setup`` installs Go when missing)."""
     docker = shutil.which("docker")
-    if docker is None:
-        return "the docker CLI is not installed"
-    done = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
-    if done.returncode != 0:
-        return "the docker CLI has no compose plugin (`docker compose version` failed)"
-    return None
-
-
-def test_docker_compose_config_accepts_the_file() -> None:
-    reason = _compose_cli()
-    if reason:
-        pytest.skip(reason)
-    done = subprocess.run(
-        ["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    if docker is not None:
+        done = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
+        if done.returncode == 0:
+            return [docker, "compose", "config", "--quiet", "-f"]
+    go = shutil.which("go")
+    assert go is not None, "neither `docker compose` nor Go is installed (run `make setup`)"
+    source = ROOT / "docker" / "composecheck"
+    binary = source / ".build" / "composecheck"
+    built = subprocess.run(
+        [go, "build", "-o", str(binary), "."], cwd=source, capture_output=True, text=True
     )
+    assert built.returncode == 0, built.stderr
+    return [str(binary)]
+
+
+@pytest.fixture(scope="module")
+def compose_config() -> list[str]:
+    return _compose_config()
+
+
+def test_compose_loads_the_file(compose_config: list[str]) -> None:
+    done = subprocess.run([*compose_config, str(COMPOSE)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
+
+
+def test_compose_refuses_a_broken_file(compose_config: list[str], tmp_path: Path) -> None:
+    """The check above can fail: a misspelt key in one service is refused."""
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("\n    image:", "\n    imagex:", 1))
+    done = subprocess.run([*compose_config, str(broken)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode != 0
+    assert "imagex" in done.stderr + done.stdout
 
 
 @pytest.mark.parametrize("name", [*APP_SERVICES, "init"])
