@@ -409,23 +409,25 @@ def _canonical_b64(text: str) -> bytes | None:
     return data if b64encode_as_string(data) == text else None
 
 
+def _packet_data(packet: Any) -> bytes | None:
+    """A packet's data, decoded, if the packet is exactly what ``encode_record`` writes; else
+    None. The one check behind both ``_packets_ok`` and ``decode_packets``."""
+    if type(packet) is not dict or tuple(packet) != _PACKET_KEYS:
+        return None
+    ts_ns, linktype, wirelen, text = packet.values()
+    if (
+        type(ts_ns) is not int
+        or type(linktype) is not int
+        or type(wirelen) is not int
+        or type(text) is not str
+    ):
+        return None
+    return _canonical_b64(text)
+
+
 def _packets_ok(packets: Any) -> bool:
     """Every packet is exactly what ``encode_record`` writes (its base64 decoded and dropped)."""
-    if type(packets) is not list:
-        return False
-    for packet in packets:
-        if type(packet) is not dict or tuple(packet) != _PACKET_KEYS:
-            return False
-        ts_ns, linktype, wirelen, text = packet.values()
-        if (
-            type(ts_ns) is not int
-            or type(linktype) is not int
-            or type(wirelen) is not int
-            or type(text) is not str
-            or _canonical_b64(text) is None
-        ):
-            return False
-    return True
+    return type(packets) is list and None not in map(_packet_data, packets)
 
 
 def decode_packets(packets: Any) -> tuple[Packet, ...] | None:
@@ -433,25 +435,15 @@ def decode_packets(packets: Any) -> tuple[Packet, ...] | None:
     writes; None otherwise (the caller then asks pydantic, which decides and explains).
 
     What it returns is what pydantic's ``RawPacket`` validation gives for the same JSON, field
-    for field: the checks are ``_packets_ok``'s."""
+    for field: the checks are ``_packets_ok``'s (both are ``_packet_data``)."""
     if not _FAST_CHECK or type(packets) is not list:
         return None
     decoded = []
     for packet in packets:
-        if type(packet) is not dict or tuple(packet) != _PACKET_KEYS:
-            return None
-        ts_ns, linktype, wirelen, text = packet.values()
-        if (
-            type(ts_ns) is not int
-            or type(linktype) is not int
-            or type(wirelen) is not int
-            or type(text) is not str
-        ):
-            return None
-        data = _canonical_b64(text)
+        data = _packet_data(packet)
         if data is None:
             return None
-        decoded.append(Packet(ts_ns, linktype, wirelen, data))
+        decoded.append(Packet(packet["ts_ns"], packet["linktype"], packet["wirelen"], data))
     return tuple(decoded)
 
 
