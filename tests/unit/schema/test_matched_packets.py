@@ -10,8 +10,6 @@ in the message: record header, packets, rules, matched entries, source offsets),
 
 from __future__ import annotations
 
-import copy
-import string
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from streamtap.schema import (
 )
 from streamtap.schema.record import decode_packets
 from streamtap.schema.testing import full_record
+from tests.unit.schema.mutation import mutated
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
 CAPTURES = sorted(p.name for p in CORPUS.glob("*.pcap"))
@@ -172,93 +171,9 @@ BASES = [encode_matched(_matched(full_record()))] + [
     encode_matched(_matched(r)) for r in _corpus("dns-mx.pcap")[:2]
 ]
 
-_VALUES = st.one_of(
-    st.sampled_from(
-        [
-            None,
-            True,
-            False,
-            0,
-            -1,
-            1,
-            65536,
-            2**64 - 1,
-            1.0,
-            "80",
-            "",
-            "tcp",
-            "sctp",
-            "GOVERNANCE",
-            "COMPLIANCE",
-            [],
-            {},
-            [1, 2],
-            ["1"],
-            {"retention_days": 0},
-            # base64: canonical, non-canonical trailing bits, bad padding, bad characters
-            "AAAA",
-            "Zg==",
-            "Zh==",
-            "Zm9=",
-            "Zg",
-            "Zg===",
-            "=Zg=",
-            "Zg==Zg==",
-            "999w=",
-            "AAAA=",
-            "Zg==\n",
-            "Zm9v-_",
-            "é",
-        ]
-    ),
-    st.integers(min_value=-(2**63), max_value=2**64 - 1),
-    st.text(alphabet=string.ascii_letters + string.digits + "+/=", max_size=9),
-)
-
-
-def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _get(obj: Any, path: tuple[Any, ...]) -> Any:
-    for step in path:
-        obj = obj[step]
-    return obj
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    doc = orjson.loads(BASES[draw(st.integers(0, len(BASES) - 1))])
-    for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(doc) if p]
-        if not paths:
-            break
-        path = draw(st.sampled_from(paths))
-        parent = _get(doc, path[:-1])
-        key = path[-1]
-        op = draw(st.sampled_from(["set", "set", "set", "delete", "extra", "reorder"]))
-        if op == "set":
-            parent[key] = copy.deepcopy(draw(_VALUES))
-        elif op == "delete":
-            del parent[key]
-        elif op == "extra" and isinstance(parent, dict):
-            parent[draw(st.sampled_from(["extra", "data", "packets", "x"]))] = draw(_VALUES)
-        elif op == "reorder" and isinstance(parent, dict):
-            items = list(parent.items())
-            parent.clear()
-            parent.update(reversed(items))
-    return orjson.dumps(doc)
-
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated())
+@given(mutated(BASES, ["extra", "data", "packets", "x"]))
 def test_mutated_messages_get_the_same_outcome(data: bytes) -> None:
     _assert_same(data)
 

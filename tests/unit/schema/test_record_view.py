@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
-import string
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,7 @@ from streamtap.schema import (
 )
 from streamtap.schema.record import _FAST_CHECK, _packets_ok
 from streamtap.schema.testing import full_record
+from tests.unit.schema.mutation import mutated
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus"
 CAPTURES = sorted(p.name for p in CORPUS.glob("*.pcap"))
@@ -117,116 +116,11 @@ def test_valid_but_unusual_json_takes_pydantics_path() -> None:
 # -- hypothesis mutations ----------------------------------------------------------------------
 
 BASES = [encode_record(full_record())] + [encode_record(r) for r in _corpus("dns-mx.pcap")[:2]]
-
-
-def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-_PATHS = [[p for p in _paths(orjson.loads(b)) if p] for b in BASES]
-
-_VALUES = st.one_of(
-    st.sampled_from(
-        [
-            None,
-            True,
-            False,
-            0,
-            -1,
-            1,
-            65535,
-            65536,
-            2**63,
-            2**64 - 1,
-            -(2**63),
-            1.0,
-            1.5,
-            "80",
-            "1",
-            "",
-            "tcp",
-            "udp",
-            "sctp",
-            "client",
-            "server",
-            "GOVERNANCE",
-            [],
-            {},
-            [1, 2],
-            ["1"],
-            [True],
-            {"ip": "1.2.3.4", "port": 1},
-            {"port": 1, "ip": "1.2.3.4"},
-            # base64: canonical, non-canonical trailing bits, bad padding, bad characters
-            "AAAA",
-            "Zg==",
-            "Zh==",
-            "Zm8=",
-            "Zm9=",
-            "Zg",
-            "Zg=",
-            "Zg===",
-            "=Zg=",
-            "====",
-            "==",
-            "Zg==Zg==",
-            "999w=",
-            "AAAA=",
-            "Zg==\n",
-            " Zg==",
-            "Zm9v\nYmFy",
-            "Zm9v-_",
-            "é",
-        ]
-    ),
-    st.integers(min_value=-(2**63), max_value=2**64 - 1),
-    st.text(alphabet=string.ascii_letters + string.digits + "+/=", max_size=9),
-    st.text(max_size=6),
-)
-
-
-def _get(obj: Any, path: tuple[Any, ...]) -> Any:
-    for step in path:
-        obj = obj[step]
-    return obj
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    which = draw(st.integers(0, len(BASES) - 1))
-    doc = orjson.loads(BASES[which])
-    for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(doc) if p]
-        path = draw(st.sampled_from(paths or _PATHS[which]))
-        try:
-            parent = _get(doc, path[:-1])
-        except (KeyError, IndexError, TypeError):
-            continue
-        key = path[-1]
-        op = draw(st.sampled_from(["set", "set", "set", "delete", "extra", "reorder"]))
-        if op == "set":
-            parent[key] = copy.deepcopy(draw(_VALUES))
-        elif op == "delete":
-            del parent[key]
-        elif op == "extra" and isinstance(parent, dict):
-            name = draw(st.sampled_from(["extra", "data", "port", "x"]))
-            parent[name] = copy.deepcopy(draw(_VALUES))
-        elif op == "reorder" and isinstance(parent, dict):
-            items = list(parent.items())
-            parent.clear()
-            parent.update(reversed(items))
-    return orjson.dumps(doc)
+MUTATED = mutated(BASES, ["extra", "data", "port", "x"])
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated())
+@given(MUTATED)
 def test_mutated_records_get_the_same_outcome(data: bytes) -> None:
     _assert_same(data)
 
@@ -331,7 +225,7 @@ def test_spliced_message_with_redacted_entries_is_byte_identical() -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated())
+@given(MUTATED)
 def test_spliced_message_decodes_to_the_same_message(data: bytes) -> None:
     """Whatever the record's form: if decode_record accepts it, the spliced message is the
     message encode_matched would write (same model), and the same bytes when the record was
