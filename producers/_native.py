@@ -51,6 +51,7 @@ Mode = Literal["compiled", "stale", "pure"]
 #: compiled together, as one mypyc group (chosen by profile: every module a packet's path
 #: through ``Engine.feed`` spends time in)
 NATIVE_MODULES: tuple[str, ...] = (
+    "producers.capture.pcap",
     "producers.decode.packet",
     "producers.decode.link",
     "producers.decode.fragments",

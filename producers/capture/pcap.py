@@ -45,7 +45,7 @@ def read_pcap(
     # The top bits of the link-type field carry FCS flags (pcap-savefile(5)); the type is 16 bits.
     linktype = linktype_field & 0xFFFF
     mult = 1 if nano else 1000
-    unpack = struct.Struct(order + "IIII").unpack
+    little = order == "<"
     offset = 24
     while True:
         hdr = read(16)
@@ -57,7 +57,18 @@ def read_pcap(
                     )
                 )
             return
-        sec, frac, caplen, wirelen = unpack(hdr)
+        # by index, not ``struct``: compiled, these are native byte loads instead of a Python
+        # call building a tuple of four boxed ints per frame
+        if little:
+            sec = _le32(hdr, 0)
+            frac = _le32(hdr, 4)
+            caplen = _le32(hdr, 8)
+            wirelen = _le32(hdr, 12)
+        else:
+            sec = _be32(hdr, 0)
+            frac = _be32(hdr, 4)
+            caplen = _be32(hdr, 8)
+            wirelen = _be32(hdr, 12)
         if caplen > max_caplen:
             errors.append(
                 CaptureError(source, offset, f"bogus captured length {caplen} (limit {max_caplen})")
@@ -73,3 +84,11 @@ def read_pcap(
             return
         offset += 16 + caplen
         yield (sec * 1_000_000_000 + frac * mult, linktype, wirelen, data)
+
+
+def _le32(b: bytes, i: int) -> int:
+    return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
+
+
+def _be32(b: bytes, i: int) -> int:
+    return (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]

@@ -83,6 +83,8 @@ class CaptureReader:
         self.format = ""
         self._stream = stream
         self._errors: list[CaptureError] = []
+        #: close the stream when iteration ends (a file ``open_capture`` opened)
+        self._owns_stream = False
 
     @property
     def error(self) -> CaptureError | None:
@@ -126,6 +128,9 @@ class CaptureReader:
                     f"({where}stream): {type(exc).__name__}: {exc}",
                 )
             )
+        finally:
+            if self._owns_stream:
+                self._stream.close()
 
 
 def open_capture(path: str | Path, max_caplen: int = DEFAULT_MAX_CAPLEN) -> CaptureReader:
@@ -139,11 +144,9 @@ def open_capture(path: str | Path, max_caplen: int = DEFAULT_MAX_CAPLEN) -> Capt
 
 
 class _FileCaptureReader(CaptureReader):
+    """A reader of a file it opened, closed when iteration ends (in ``CaptureReader.__iter__``
+    itself: a generator of its own around it was one more resumption per frame)."""
+
     def __init__(self, path: Path, max_caplen: int) -> None:
         super().__init__(path.open("rb"), str(path), max_caplen)
-
-    def __iter__(self) -> Iterator[Frame]:
-        try:
-            yield from super().__iter__()
-        finally:
-            self._stream.close()
+        self._owns_stream = True

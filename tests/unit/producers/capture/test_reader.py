@@ -250,3 +250,23 @@ def test_short_reads_byte_by_byte(step: int, kind: str) -> None:
     # trailing garbage after the last record is reported, not silently read as a frame
     reader = CaptureReader(_Trickle(raw + b"\x01\x02\x03", step), "trickle")  # type: ignore[arg-type]
     assert list(reader) == FRAMES and reader.error is not None
+
+
+def test_a_file_open_capture_opened_is_closed_when_iteration_ends(tmp_path: Path) -> None:
+    path = tmp_path / "f.pcap"
+    path.write_bytes(_pcap())
+    reader = open_capture(path)
+    assert list(reader) == FRAMES
+    assert reader._stream.closed
+    early = open_capture(path)
+    frames = iter(early)
+    next(frames)
+    assert not early._stream.closed
+    frames.close()  # abandoned part way: closed too
+    assert early._stream.closed
+
+
+def test_a_stream_handed_in_is_left_open() -> None:
+    stream = io.BytesIO(_pcap())
+    assert list(CaptureReader(stream, "mem")) == FRAMES
+    assert not stream.closed
