@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 from mypy_extensions import mypyc_attr
 
 import producers.dissect as dissect
-from producers.capture import Frame
+from producers.capture import FrameRef
 from producers.decode import Decoder, FragmentReassembler
 from producers.dissect import Direction, DissectError, Dissector, Item
 from producers.names import NameTable
@@ -148,7 +148,7 @@ class _Stream:
         self._new_segment(ts)
 
     def _new_segment(self, ts: int) -> None:
-        self.frames: list[Frame] = []
+        self.frames: list[FrameRef] = []
         self.entries: list[dict[str, Any]] = []
         self.gaps: list[Gap] = []
         # The segment's JSON size so far: ``est`` plus the sizes of the long body ``texts``
@@ -197,11 +197,15 @@ class Engine(FlowListener):
 
     # -- frames in -------------------------------------------------------------------------
 
-    def feed(self, frame: Frame) -> list[StreamRecord]:
-        """Take one frame; return the records it completed (often none)."""
+    def feed(self, frame: FrameRef) -> list[StreamRecord]:
+        """Take one frame (a ``Frame``); return the records it completed (often none).
+
+        The frame is the tuple a record's packet is later made of, kept as it came (see
+        ``FrameRef``), not rebuilt."""
         stats = self.stats
         stats.frames += 1
-        ts, _linktype, _wirelen, data = frame
+        ts: int = frame[0]
+        data: bytes = frame[3]
         stats.bytes += len(data)
         if ts > self._now:
             self._now = ts
@@ -214,8 +218,8 @@ class Engine(FlowListener):
             stats.packets += 1
             conn = self.flows.packet(pkt)
             st: _Stream = conn.ctx
-            frames = pkt.frames
-            if len(frames) == 1:
+            frames = pkt.fragments
+            if frames is None:
                 size = (len(data) + 2) // 3 * 4 + PACKET_OVERHEAD
                 lo = hi = ts
             else:  # a reassembled datagram: every fragment's frame
@@ -242,7 +246,7 @@ class Engine(FlowListener):
                 st.first_ts = st.seg_start = lo
                 st.last_ts = hi
                 self._arm_segment(conn, lo)
-            if len(frames) == 1:
+            if frames is None:
                 held.append(frame)
             else:
                 held.extend(frames)
@@ -277,7 +281,7 @@ class Engine(FlowListener):
         out, self._out = self._out, []
         return out
 
-    def records(self, frames: Iterable[Frame]) -> Iterator[StreamRecord]:
+    def records(self, frames: Iterable[FrameRef]) -> Iterator[StreamRecord]:
         """Feed frames and yield each record as soon as it is ready; flush at the end."""
         for frame in frames:
             records = self.feed(frame)
@@ -285,7 +289,7 @@ class Engine(FlowListener):
                 yield from records
         yield from self.flush()
 
-    def feed_all(self, frames: Iterable[Frame]) -> list[StreamRecord]:
+    def feed_all(self, frames: Iterable[FrameRef]) -> list[StreamRecord]:
         """Feed an iterable of frames and flush: every record of a whole capture."""
         out: list[StreamRecord] = []
         for frame in frames:

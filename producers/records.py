@@ -8,7 +8,7 @@ from typing import Any, Final
 import orjson
 from pydantic import BaseModel
 
-from producers.capture import Frame
+from producers.capture import FrameRef
 from producers.dissect import Item
 from streamtap.schema import (
     RECORD_SCHEMA_VERSION,
@@ -210,7 +210,7 @@ def entry_size_parts(entry: dict[str, Any]) -> tuple[int, list[str]]:
     return size, [text for _holder, text in slots]
 
 
-def record_size(frames: list[Frame]) -> int:
+def record_size(frames: list[FrameRef]) -> int:
     """What ``frames`` add to a record's JSON: base64 data plus per-packet overhead."""
     return sum((len(f[3]) + 2) // 3 * 4 + PACKET_OVERHEAD for f in frames)
 
@@ -255,7 +255,7 @@ def _finish(obj: BaseModel, fields_set: set[str]) -> None:
     _set_private(obj, None)
 
 
-def raw_packet(frame: Frame) -> RawPacket:
+def raw_packet(frame: FrameRef) -> RawPacket:
     """A RawPacket for a frame the capture reader produced (so its types are already right).
 
     Validating ``data`` through the schema's before-validator costs ~1 us per packet, about a
@@ -286,7 +286,7 @@ def build_record(
     payload_bytes: tuple[int, int],
     gaps: list[Gap],
     entries: list[dict[str, Any]],
-    frames: list[Frame],
+    frames: list[FrameRef],
 ) -> StreamRecord:
     """A StreamRecord from the engine's state, built without re-validating it.
 
@@ -350,7 +350,7 @@ def validated_record(
     payload_bytes: tuple[int, int],
     gaps: list[Gap],
     entries: list[dict[str, Any]],
-    frames: list[Frame],
+    frames: list[FrameRef],
 ) -> StreamRecord:
     """``build_record``'s reference: the same record through full pydantic validation (tests
     compare the two; nothing on the hot path calls this)."""

@@ -15,7 +15,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Final
 
-from producers.capture import Frame
+from producers.capture import FrameRef
 
 __all__ = ["FragmentReassembler"]
 
@@ -28,7 +28,7 @@ class _Datagram:
     total: int | None = None  # payload length, known once the last fragment arrived
     nbytes: int = 0
     pieces: list[tuple[int, bytes]] = field(default_factory=list)
-    frames: list[Frame] = field(default_factory=list)
+    frames: list[FrameRef] = field(default_factory=list)
 
 
 class FragmentReassembler:
@@ -59,8 +59,8 @@ class FragmentReassembler:
         return sum(len(d.frames) for d in self._pending.values())
 
     def add(
-        self, key: Hashable, ts_ns: int, offset: int, more: bool, data: bytes, frame: Frame
-    ) -> tuple[bytes, tuple[Frame, ...]] | None:
+        self, key: Hashable, ts_ns: int, offset: int, more: bool, data: bytes, frame: FrameRef
+    ) -> tuple[bytes, tuple[FrameRef, ...]] | None:
         """Add one fragment; return ``(payload, frames)`` when its datagram is complete."""
         counts = self.counts
         counts["fragments"] += 1

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from typing import Final, NamedTuple
+from typing import Final
 
-from producers.capture import Frame
+from producers.capture import FrameRef
 from producers.decode.fragments import FragmentReassembler
 from producers.decode.link import ETH_IPV4, ETH_IPV6, VLAN_ETHERTYPES, link_header
 
@@ -29,28 +29,78 @@ _MAX_EXT_HEADERS: Final = 8
 _u16: Final = struct.Struct("!H").unpack_from
 
 
-class Packet(NamedTuple):
+class Packet:
     """One TCP segment or UDP datagram, with the raw frame(s) that carried it.
 
     Addresses stay packed (4 or 16 bytes) on the hot path; flows turn them into text once.
-    ``frames`` has one frame, or every fragment's frame for a reassembled datagram.
+    ``frame`` is the frame that carried it; ``fragments`` is None, or every fragment's frame
+    for a reassembled datagram (then ``frame`` is the one that completed it).
+
+    A plain class rather than a NamedTuple: compiled, it is one native object whose integer
+    fields are stored unboxed, where the tuple was built from a temporary 12-tuple (through
+    ``tuple.__new__``) holding a boxed int per port and sequence number, a 1-tuple of the frame
+    besides, and unpacked again by the flow table; ~2-3% of the sensor's CPU.
     """
 
-    ts_ns: int
-    proto: int  # TCP or UDP
-    vlan: tuple[int, ...]
-    src: bytes
-    sport: int
-    dst: bytes
-    dport: int
-    flags: int  # TCP flags byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16); 0 for UDP
-    seq: int
-    ack: int
-    payload: bytes
-    frames: tuple[Frame, ...]
+    __slots__ = (
+        "ack",
+        "dport",
+        "dst",
+        "flags",
+        "fragments",
+        "frame",
+        "payload",
+        "proto",
+        "seq",
+        "sport",
+        "src",
+        "ts_ns",
+        "vlan",
+    )
 
+    def __init__(
+        self,
+        ts_ns: int,
+        proto: int,
+        vlan: tuple[int, ...],
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        flags: int,
+        seq: int,
+        ack: int,
+        payload: bytes,
+        frame: FrameRef,
+        fragments: tuple[FrameRef, ...] | None = None,
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.proto = proto  # TCP or UDP
+        self.vlan = vlan
+        self.src = src
+        self.sport = sport
+        self.dst = dst
+        self.dport = dport
+        self.flags = flags  # TCP flags byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16); 0 for UDP
+        self.seq = seq
+        self.ack = ack
+        self.payload = payload
+        self.frame = frame
+        self.fragments = fragments
 
-_new_packet: Final = tuple.__new__
+    @property
+    def frames(self) -> tuple[FrameRef, ...]:
+        """Every frame that carried the packet: one, or each fragment's."""
+        if self.fragments is None:
+            return (self.frame,)
+        return self.fragments
+
+    def __repr__(self) -> str:
+        return (
+            f"Packet(ts_ns={self.ts_ns}, proto={self.proto}, vlan={self.vlan}, src={self.src!r}, "
+            f"sport={self.sport}, dst={self.dst!r}, dport={self.dport}, flags={self.flags}, "
+            f"seq={self.seq}, ack={self.ack}, payload={self.payload!r}, frames={self.frames})"
+        )
 
 
 class Decoder:
@@ -66,9 +116,12 @@ class Decoder:
         self.skipped: Counter[str] = Counter()
         self.snapped = 0  # frames whose IP payload was cut short by the snap length
 
-    def decode(self, frame: Frame) -> Packet | None:
-        """The TCP/UDP packet in ``frame``, or None (skipped, malformed, or a held fragment)."""
-        ts, linktype, _wirelen, data = frame
+    def decode(self, frame: FrameRef) -> Packet | None:
+        """The TCP/UDP packet in ``frame`` (a ``Frame``), or None (skipped, malformed, or a held
+        fragment)."""
+        ts: int = frame[0]
+        linktype: int = frame[1]
+        data: bytes = frame[3]
         if linktype == 1 and len(data) >= 14:
             etype = (data[12] << 8) | data[13]
             off = 14
@@ -96,7 +149,7 @@ class Decoder:
         return None
 
     def _ipv4(
-        self, frame: Frame, ts: int, data: bytes, off: int, vlan: tuple[int, ...]
+        self, frame: FrameRef, ts: int, data: bytes, off: int, vlan: tuple[int, ...]
     ) -> Packet | None:
         size = len(data)
         if size < off + 20:
@@ -127,11 +180,13 @@ class Decoder:
             if done is None:
                 return None
             payload, frames = done
-            return self._transport(ts, vlan, proto, src, dst, payload, 0, len(payload), frames)
-        return self._transport(ts, vlan, proto, src, dst, data, off + ihl, end, (frame,))
+            return self._transport(
+                ts, vlan, proto, src, dst, payload, 0, len(payload), frame, frames
+            )
+        return self._transport(ts, vlan, proto, src, dst, data, off + ihl, end, frame, None)
 
     def _ipv6(
-        self, frame: Frame, ts: int, data: bytes, off: int, vlan: tuple[int, ...]
+        self, frame: FrameRef, ts: int, data: bytes, off: int, vlan: tuple[int, ...]
     ) -> Packet | None:
         size = len(data)
         if size < off + 40 or data[off] >> 4 != 6:
@@ -191,7 +246,7 @@ class Decoder:
                 if pos > end:
                     self.malformed["ipv6 extension header truncated"] += len(frames)
                     return None
-                return self._transport(ts, vlan, nh, src, dst, joined, pos, end, frames)
+                return self._transport(ts, vlan, nh, src, dst, joined, pos, end, frame, frames)
             else:
                 break
         else:
@@ -200,7 +255,7 @@ class Decoder:
         if pos > end:
             self.malformed["ipv6 extension header truncated"] += 1
             return None
-        return self._transport(ts, vlan, nh, src, dst, data, pos, end, (frame,))
+        return self._transport(ts, vlan, nh, src, dst, data, pos, end, frame, None)
 
     def _transport(
         self,
@@ -212,11 +267,14 @@ class Decoder:
         buf: bytes,
         pos: int,
         end: int,
-        frames: tuple[Frame, ...],
+        frame: FrameRef,
+        fragments: tuple[FrameRef, ...] | None,
     ) -> Packet | None:
+        """The TCP/UDP header at ``buf[pos:end]``; ``fragments``: see ``Packet``."""
+        nframes = 1 if fragments is None else len(fragments)
         if proto == TCP:
             if end - pos < 20:
-                self.malformed["tcp header truncated"] += len(frames)
+                self.malformed["tcp header truncated"] += nframes
                 return None
             # read by index, not ``struct``: compiled, these are native byte loads, where an
             # ``unpack_from`` is a Python call building a tuple of boxed ints per packet
@@ -227,41 +285,39 @@ class Decoder:
             doff = (buf[pos + 12] >> 4) << 2
             flags = buf[pos + 13]
             if doff < 20 or pos + doff > end:
-                self.malformed["tcp bad data offset"] += len(frames)
+                self.malformed["tcp bad data offset"] += nframes
                 return None
-            return _new_packet(
-                Packet,
-                (
-                    ts,
-                    TCP,
-                    vlan,
-                    src,
-                    sport,
-                    dst,
-                    dport,
-                    flags,
-                    seq,
-                    ack,
-                    buf[pos + doff : end],
-                    frames,
-                ),
+            return Packet(
+                ts,
+                TCP,
+                vlan,
+                src,
+                sport,
+                dst,
+                dport,
+                flags,
+                seq,
+                ack,
+                buf[pos + doff : end],
+                frame,
+                fragments,
             )
         if proto == UDP:
             if end - pos < 8:
-                self.malformed["udp header truncated"] += len(frames)
+                self.malformed["udp header truncated"] += nframes
                 return None
             sport = (buf[pos] << 8) | buf[pos + 1]
             dport = (buf[pos + 2] << 8) | buf[pos + 3]
             ulen = (buf[pos + 4] << 8) | buf[pos + 5]
             if ulen < 8:
-                self.malformed["udp bad length"] += len(frames)
+                self.malformed["udp bad length"] += nframes
                 return None
             if pos + ulen < end:
                 end = pos + ulen
-            return _new_packet(
-                Packet, (ts, UDP, vlan, src, sport, dst, dport, 0, 0, 0, buf[pos + 8 : end], frames)
+            return Packet(
+                ts, UDP, vlan, src, sport, dst, dport, 0, 0, 0, buf[pos + 8 : end], frame, fragments
             )
-        self.skipped[_PROTO_NAMES.get(proto, f"ip proto {proto}")] += len(frames)
+        self.skipped[_PROTO_NAMES.get(proto, f"ip proto {proto}")] += nframes
         return None
 
 

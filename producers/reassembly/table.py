@@ -157,7 +157,17 @@ class FlowTable:
     def packet(self, pkt: Packet) -> Conn:
         """Account one packet to its stream (opening one if needed); returns the stream, with
         ``last_dir`` set to the packet's direction."""
-        ts, proto, vlan, src, sport, dst, dport, flags, seq, ack, payload, _frames = pkt
+        ts = pkt.ts_ns
+        proto = pkt.proto
+        vlan = pkt.vlan
+        src = pkt.src
+        sport = pkt.sport
+        dst = pkt.dst
+        dport = pkt.dport
+        flags = pkt.flags
+        seq = pkt.seq
+        ack = pkt.ack
+        payload = pkt.payload
         if src < dst or (src == dst and sport <= dport):
             key = (proto, vlan, src, sport, dst, dport)
         else:

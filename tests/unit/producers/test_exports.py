@@ -12,6 +12,7 @@ PACKAGES = {
         "CaptureError",
         "CaptureReader",
         "Frame",
+        "FrameRef",
         "LiveCapture",
         "LiveCaptureError",
         "open_capture",

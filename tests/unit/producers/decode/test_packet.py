@@ -72,6 +72,15 @@ def test_vlan_tags_kept(tags: tuple[int, ...]) -> None:
     assert pkt.vlan == tags
 
 
+def test_a_packet_keeps_the_very_frame_that_carried_it() -> None:
+    frame = (5, 1, 60, ether(IP4))
+    pkt = Decoder().decode(frame)
+    assert pkt is not None
+    assert pkt.frame is frame and pkt.fragments is None
+    assert pkt.frames == (frame,) and pkt.frames[0] is frame
+    assert "sport=40000" in repr(pkt)
+
+
 def test_tpid_9100() -> None:
     data = ether(b"")[:12] + struct.pack("!HHH", 0x9100, 42, 0x0800) + IP4
     pkt, _ = _one(1, data)
@@ -115,6 +124,7 @@ def test_ipv6_fragments_reassembled() -> None:
     pkt = out[-1]
     assert pkt.proto == UDP and pkt.payload == b"x" * 3000
     assert set(pkt.frames) == set(frames)
+    assert pkt.fragments == pkt.frames and pkt.frame is frames[0]  # the one that completed it
 
 
 def test_ipv4_fragments_any_order_and_overlap() -> None:
