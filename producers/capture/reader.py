@@ -92,7 +92,11 @@ class CaptureReader:
 
     def __iter__(self) -> Iterator[Frame]:
         read: Callable[[int], bytes] = self._stream.read
-        if not isinstance(self._stream, io.BufferedIOBase):
+        # what has arrived, up to n bytes (b"" at the end): lets the pcap reader take chunks
+        read_some: Callable[[int], bytes] | None = None
+        if isinstance(self._stream, io.BufferedIOBase):
+            read_some = getattr(self._stream, "read1", None)
+        else:
             read = _exact(read)  # buffered streams already return all n bytes unless at EOF
         try:
             magic = read(4)
@@ -100,10 +104,13 @@ class CaptureReader:
                 self.compressed = True
                 gz = gzip.GzipFile(fileobj=_Prefixed(magic, read), mode="rb")  # type: ignore[call-overload]
                 read = gz.read
+                read_some = gz.read1
                 magic = read(4)
             if magic in PCAP_MAGICS:
                 self.format = "pcap"
-                frames = read_pcap(read, magic, self.source, self.max_caplen, self._errors)
+                frames = read_pcap(
+                    read, magic, self.source, self.max_caplen, self._errors, read_some
+                )
             elif magic == PCAPNG_MAGIC:
                 self.format = "pcapng"
                 frames = read_pcapng(read, magic, self.source, self.max_caplen, self._errors)

@@ -270,3 +270,75 @@ def test_a_stream_handed_in_is_left_open() -> None:
     stream = io.BytesIO(_pcap())
     assert list(CaptureReader(stream, "mem")) == FRAMES
     assert not stream.closed
+
+
+class _Arriving(io.BufferedIOBase):
+    """A buffered stream (a pipe's) of which only ``arrived`` bytes are there yet: asking for
+    more than has arrived would block, and fails the test instead."""
+
+    def __init__(self, data: bytes, arrived: int) -> None:
+        self.data, self.pos, self.arrived = data, 0, arrived
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0 or self.pos + n > self.arrived:
+            assert self.arrived >= len(self.data), "read() would block for bytes not there yet"
+            n = len(self.data) - self.pos if n is None or n < 0 else n
+        return self._give(n)
+
+    def read1(self, n: int = -1) -> bytes:
+        if self.pos >= self.arrived:
+            assert self.arrived >= len(self.data), "read1() would block: nothing there yet"
+        return self._give(min(n, self.arrived - self.pos))
+
+    def _give(self, n: int) -> bytes:
+        out = self.data[self.pos : self.pos + n]
+        self.pos += len(out)
+        return out
+
+
+def test_a_frame_is_yielded_as_soon_as_its_bytes_have_arrived() -> None:
+    data = _pcap()
+    first = 24 + len(pcap_record(FRAMES[0]))
+    stream = _Arriving(data, first)
+    frames = iter(CaptureReader(stream, "pipe"))
+    assert next(frames) == FRAMES[0]  # without waiting for a whole chunk
+    stream.arrived = len(data)
+    assert list(frames) == FRAMES[1:]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(1, 5000), min_size=1, max_size=40),
+    st.lists(st.integers(1, 300), min_size=1, max_size=20),
+    st.integers(0, 60),
+)
+def test_chunked_reads_cut_records_at_any_boundary(
+    sizes: list[int], steps: list[int], cut: int
+) -> None:
+    frames = [
+        (i * 1_000_000_000 + 7_000, 1, n + 3, bytes([i % 256]) * n) for i, n in enumerate(sizes)
+    ]
+    data = _pcap(frames)
+
+    class Stepping(_Arriving):
+        """read1 hands out a varying number of bytes, as a pipe does."""
+
+        turn = 0
+
+        def read1(self, n: int = -1) -> bytes:
+            self.turn += 1
+            return self._give(min(n, steps[self.turn % len(steps)]))
+
+    whole, reader = _read(data)
+    assert whole == frames and reader.error is None
+    got = CaptureReader(Stepping(data, len(data)), "pipe")
+    assert list(got) == frames and got.error is None
+    # damaged the same way, the same error at the same offset as exact reads give
+    short = data[: len(data) - cut]
+    exact = CaptureReader(_Trickle(short, 1 << 20), "x")  # type: ignore[arg-type]
+    chunked = CaptureReader(Stepping(short, len(short)), "x")
+    assert list(chunked) == list(exact)
+    assert str(chunked.error) == str(exact.error)
