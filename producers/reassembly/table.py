@@ -146,6 +146,8 @@ class FlowTable:
         #: than streams, so a stream that left is not kept alive
         self._timers = Timers()
         self._order = 0  # the next Conn.order: the order of insertion into ``conns``
+        #: the stream of the last packet, while it is in ``conns`` (``close`` forgets it)
+        self._last: Conn | None = None
         self._half_args = (
             listener,
             self.counts,
@@ -168,14 +170,41 @@ class FlowTable:
         seq = pkt.seq
         ack = pkt.ack
         payload = pkt.payload
-        if src < dst or (src == dst and sport <= dport):
-            key = (proto, vlan, src, sport, dst, dport)
+        # Most packets belong to the stream of the packet before (a burst of segments, a
+        # reply): then the stream is the one in ``conns`` under the same key, found without
+        # building the key tuple, hashing it and looking it up (~2% of the sensor's CPU).
+        last = self._last
+        if (
+            last is not None
+            and last.proto == proto
+            and last.vlan == vlan
+            and (
+                (
+                    sport == last.cport
+                    and dport == last.sport
+                    and src == last.cip
+                    and dst == last.sip
+                )
+                or (
+                    sport == last.sport
+                    and dport == last.cport
+                    and src == last.sip
+                    and dst == last.cip
+                )
+            )
+        ):
+            conn: Conn | None = last
+            key = last.key
         else:
-            key = (proto, vlan, dst, dport, src, sport)
-        conn = self.conns.get(key)
+            if src < dst or (src == dst and sport <= dport):
+                key = (proto, vlan, src, sport, dst, dport)
+            else:
+                key = (proto, vlan, dst, dport, src, sport)
+            conn = self.conns.get(key)
         if proto != TCP:
             if conn is None:
                 conn = self._open(key, pkt, sender_is_client(sport, dport, udp=True))
+            self._last = conn
             if ts > conn.last_ts:
                 conn.last_ts = ts
             conn.last_dir = d = 0 if (sport == conn.cport and src == conn.cip) else 1
@@ -207,6 +236,7 @@ class FlowTable:
                 self.counts["port_reuse"] += 1
                 self.close(conn, conn.closing, ts)
                 conn = self._open(key, pkt, True)
+        self._last = conn
         if ts > conn.last_ts:
             conn.last_ts = ts
         conn.last_dir = d = 0 if (sport == conn.cport and src == conn.cip) else 1
@@ -345,6 +375,8 @@ class FlowTable:
 
     def close(self, conn: Conn, reason: str, ts_ns: int) -> None:
         """End one stream: holes still open become gaps, parked bytes are delivered."""
+        if self._last is conn:
+            self._last = None
         if self.conns.get(conn.key) is conn:
             del self.conns[conn.key]
         if conn.halves is not None:
