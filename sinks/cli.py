@@ -6,10 +6,12 @@ No logic lives here beyond wiring: the service and the checks are in their own m
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,7 +30,7 @@ from sinks.verify import verify_prefix
 from streamtap.kafka import make_admin, make_consumer, make_producer
 from streamtap.settings import Settings, SettingsError, load_settings
 
-__all__ = ["run_sink", "sink", "verify"]
+__all__ = ["frozen_heap", "run_sink", "sink", "verify"]
 
 log = logging.getLogger("streamtap.sink")
 
@@ -100,7 +102,8 @@ async def run_sink(
             sink_settings.prefix,
             sink_settings.group_id,
         )
-        await service.run(stop)
+        with frozen_heap():
+            await service.run(stop)
     finally:
         if server is not None:
             server.close()
@@ -108,6 +111,32 @@ async def run_sink(
         await producer.stop()
         await admin.close()
     return service
+
+
+_frozen_depth = 0
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Leave what exists once the sink has started out of the garbage collector's full passes.
+
+    The modules, models and clients a sink holds live as long as it does, yet each full pass
+    walks all of them, with the GIL held, so that no thread of the sink (consumer loop, planning,
+    uploads) runs meanwhile: at 192 MB of backlog that was 0.3-0.4 s per benchmark run in two
+    or three passes. ``gc.freeze`` moves them out of the collector's sight (after a collection,
+    so no garbage is kept); memory stays bounded by what existed then. Nested uses (two sinks
+    in one process, as in tests) unfreeze when the last one ends.
+    """
+    global _frozen_depth
+    gc.collect()
+    gc.freeze()
+    _frozen_depth += 1
+    try:
+        yield
+    finally:
+        _frozen_depth -= 1
+        if _frozen_depth == 0:
+            gc.unfreeze()
 
 
 async def _start(start: object, name: str, stop: asyncio.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import shutil
 import subprocess
@@ -102,6 +103,22 @@ async def test_restarted_sink_continues_each_chain(
     )
     assert report.ok, report.problems
     assert set(harness.stored_segments().values()) == {1}
+
+
+async def test_running_sink_keeps_its_startup_heap_frozen(
+    harness: Any, corpus_http_dns: list[Any], helpers: Any
+) -> None:
+    """While the sink runs, what existed at its start is out of the collector's full passes
+    (``gc.freeze``); once it stops, an in-process caller gets its collector back."""
+    messages = helpers.build_messages(corpus_http_dns, "node-a", helpers.web_and_dns)
+    await harness.produce(messages)
+    assert gc.get_freeze_count() == 0
+    stop, task = await harness.run_inprocess()
+    await harness.wait_for(helpers.expected_segments(messages))
+    assert gc.get_freeze_count() > 0
+    stop.set()
+    await task
+    assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
