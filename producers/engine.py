@@ -119,17 +119,20 @@ class _Stream:
         "index",
         "items_made",
         "last_ts",
-        "pkts",
+        "pkts0",
+        "pkts1",
         "reopened",
         "req_ts",
         "resp_ts",
         "seg_start",
         "segment",
         "selected",
-        "sizes",
+        "size0",
+        "size1",
         "slack",
         "texts",
-        "wire",
+        "wire0",
+        "wire1",
     )
 
     def __init__(self, ts: int) -> None:
@@ -160,9 +163,12 @@ class _Stream:
         self.seg_start = ts
         self.first_ts = ts
         self.last_ts = ts
-        self.pkts = [0, 0]  # packets per direction (client, server)
-        self.wire = [0, 0]  # payload bytes per direction as seen on the wire
-        self.sizes = [0, 0]  # reassembled payload bytes per direction (bare entries)
+        # Per direction (0 client, 1 server), each its own int rather than a two-item list:
+        # compiled, an int attribute is stored unboxed, where a list item is an int object
+        # (a new one per packet once a count passes 256).
+        self.pkts0 = self.pkts1 = 0  # packets
+        self.wire0 = self.wire1 = 0  # payload bytes as seen on the wire
+        self.size0 = self.size1 = 0  # reassembled payload bytes (bare entries)
         self.req_ts: int | None = None
         self.resp_ts: int | None = None
 
@@ -251,9 +257,12 @@ class Engine(FlowListener):
             else:
                 held.extend(frames)
             st.est += size
-            d = conn.last_dir
-            st.pkts[d] += 1
-            st.wire[d] += len(pkt.payload)
+            if conn.last_dir:
+                st.pkts1 += 1
+                st.wire1 += len(pkt.payload)
+            else:
+                st.pkts0 += 1
+                st.wire0 += len(pkt.payload)
             self._held += size
             if (
                 self._held + self._held_slack > self._max_held
@@ -339,8 +348,8 @@ class Engine(FlowListener):
 
     def on_swap(self, conn: Conn) -> None:
         st: _Stream = conn.ctx
-        st.pkts.reverse()
-        st.wire.reverse()
+        st.pkts0, st.pkts1 = st.pkts1, st.pkts0
+        st.wire0, st.wire1 = st.wire1, st.wire0
 
     def on_reopen(self, conn: Conn) -> None:
         """Late packets of a closed stream: more segments under its id, no new entries."""
@@ -351,7 +360,10 @@ class Engine(FlowListener):
 
     def on_data(self, conn: Conn, direction: int, data: bytes, ts_ns: int) -> None:
         st: _Stream = conn.ctx
-        st.sizes[direction] += len(data)
+        if direction:
+            st.size1 += len(data)
+        else:
+            st.size0 += len(data)
         if direction:
             if st.resp_ts is None and st.req_ts is not None:
                 st.resp_ts = ts_ns
@@ -540,15 +552,15 @@ class Engine(FlowListener):
             self._feed_buffered(conn, st)  # its items belong in this segment
         ends = self._endpoints(conn, st)
         bare = st.dissector is None or (closed and st.items_made == 0)
-        if bare and not st.reopened and (st.frames or st.sizes[0] or st.sizes[1] or not st.entries):
+        if bare and not st.reopened and (st.frames or st.size0 or st.size1 or not st.entries):
             ts = st.first_ts if st.frames else conn.first_ts
             entry = bare_entry(
                 ends,
                 st.index,
                 self._names(ends),
                 ts,
-                st.sizes[0],
-                st.sizes[1],
+                st.size0,
+                st.size1,
                 st.req_ts,
                 st.resp_ts,
             )
@@ -560,8 +572,8 @@ class Engine(FlowListener):
             closed,
             st.first_ts,
             st.last_ts,
-            (st.pkts[0], st.pkts[1]),
-            (st.wire[0], st.wire[1]),
+            (st.pkts0, st.pkts1),
+            (st.wire0, st.wire1),
             st.gaps,
             st.entries,
             st.frames,
