@@ -12,9 +12,10 @@ fresh consumer group and writes to an output topic of its own.
 For 1, 10 and 50 rules (one ``http or dns`` rule, so the output volume is the same, plus rules that
 rarely match: they cost evaluation, not output):
 
-* **pipeline**: a ``streamtap pipeline`` worker process (Faust, batched agent, stream-memory
-  table, delivery awaited before the batch is acked); the rate is read from its ``/stats/``
-  counters between the first record and the last, so start-up and group join are not counted;
+* **pipeline**: a ``streamtap pipeline`` worker process (Faust worker and table; each fetch of
+  ``streams`` handed to the processor whole, delivery awaited before the batch is acked); the
+  rate is read from its ``/stats/`` counters between the first record and the last, so start-up
+  and group join are not counted;
 * **plain loop**: aiokafka ``getmany`` -> ``view_record`` -> the same ``decide`` ->
   ``Publish.encode`` (the record's bytes spliced in) -> send, await every delivery, commit; no
   Faust, no table, no re-reads. The same per-record functions the worker uses and the worker's

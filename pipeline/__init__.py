@@ -1,7 +1,7 @@
 """The pipeline: recording rules (KFL) applied to every stream record, matched streams out.
 
 The pure part (``rules``, ``matcher``) is importable without Faust; the worker (``app``,
-``agents``, ``cli``) loads Faust only when a worker or ``watch`` runs.
+``agents``, ``consumer``, ``cli``) loads Faust only when a worker or ``watch`` runs.
 """
 
 from pipeline.matcher import (

@@ -1,10 +1,11 @@
-"""The worker's Faust parts: the agent over ``streams``, the rules-file timer, the control task
-and the ``/stats`` page. The logic they call lives in ``process`` and ``reload``.
+"""The worker's Faust parts: the ``streams`` batch handler, the catch-up and rules-file timers,
+the control task and the ``/stats`` page. The logic they call lives in ``process`` and ``reload``.
 
-The agent takes events in batches (``take_events``): Faust acks a batch only after the loop body
-returns, and the body returns only after every output is acknowledged by Kafka, so committed
-offsets never run ahead of delivered output. Batching is what lets one worker wait for
-acknowledgements without waiting one round trip per record.
+``streams`` has no agent: the worker's consumer (``consumer.BatchConsumer``) hands each fetch of
+its records to ``handle``, which returns only after every output is acknowledged by Kafka, and
+acks them to Faust's bookkeeping only then, so committed offsets never run ahead of delivered
+output. Batching is what lets one worker wait for acknowledgements without waiting one round
+trip per record.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.errors import KafkaError
-from faust.types import TP, Message
+from faust.types import TP
 
+from pipeline.consumer import PipelineApp, batch_consumer
 from pipeline.control import ControlListener
 from pipeline.fetch import SegmentFetcher
 from pipeline.process import Deliverer, Incoming, Outgoing, SegmentProcessor
@@ -73,23 +75,7 @@ class TableMemory:
         return Outgoing(topic, key, orjson.dumps(value), partition=partition)
 
 
-def skipped_message(topic: str, item: Incoming) -> Message:
-    """A Faust message standing for a record the consumer skipped and the processor read."""
-    return Message(
-        topic,
-        item.partition,
-        item.offset,
-        time.time(),
-        0,
-        None,
-        item.key,
-        item.value,
-        None,
-        tp=TP(topic, item.partition),
-    )
-
-
-def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
+def register(app: PipelineApp, runtime: Any, topics: Topics, table: Any) -> None:
     config = runtime.config
     settings = config.settings
     text = runtime.watcher.read_now() if runtime.watcher is not None else None
@@ -152,48 +138,33 @@ def register(app: faust.App, runtime: Any, topics: Topics, table: Any) -> None:
         except Exception:
             return None
 
-    one_at_a_time = asyncio.Lock()  # the agent and the catch-up timer share the processor
+    one_at_a_time = asyncio.Lock()  # the consumer's batches and the catch-up timer share it
 
-    @app.agent(topics.streams, name="match", concurrency=1)  # type: ignore[arg-type]
-    async def match(stream: faust.Stream) -> None:
-        async for events in stream.take_events(config.batch_size, within=config.batch_within_s):
-            marks: dict[TP, int | None] = {}  # asked once per partition and batch, not per event
-            batch = []
-            for e in events:
-                message = e.message
-                tp = message.tp
-                if tp not in marks:
-                    marks[tp] = highwater(tp)
-                batch.append(
-                    Incoming(
-                        message.partition, message.offset, message.key, message.value, marks[tp]
-                    )
-                )
-            async with one_at_a_time:
-                read_here = await processor().handle(batch)
-            acknowledge(read_here)
+    async def handle(batch: list[Incoming]) -> list[Incoming]:
+        """One fetch of ``streams`` records (``BatchConsumer``): processed, outputs and memory
+        acknowledged by Kafka; the consumer acks them (and the records read here) after."""
+        async with one_at_a_time:
+            return await processor().handle(batch)
 
-    def acknowledge(read_here: list[Incoming]) -> None:
-        """Records Faust skipped (they never reached the stream, so Faust never acks them and
-        would hold their partition's commit there for good), read and delivered by the
-        processor: acked now, as if they had come through."""
-        for item in read_here:
-            app.consumer.ack(skipped_message(settings.streams_topic, item))
+    app.route.handle = handle
+    app.batch_topic = topics.streams
 
     @app.timer(config.catch_up_interval_s)
     async def catch_up() -> None:
         """Records skipped at the end of a partition have no later record to reveal them."""
         if app.rebalancing:
             return
-        for tp in sorted(app.consumer.assignment()):
+        consumer = batch_consumer(app)
+        for tp in sorted(consumer.assignment()):
             end = highwater(tp) if tp.topic == settings.streams_topic else None
             if end is None or not read_through(tp, end):
-                continue  # Faust has not fetched them yet: they are coming, not skipped
-            async with one_at_a_time:
+                continue  # the consumer has not fetched them yet: they are coming, not skipped
+            async with consumer.in_flight(), one_at_a_time:
                 read_here = await processor().catch_up(
                     tp.partition, end, config.catch_up_idle_s, config.batch_size
                 )
-            acknowledge(read_here)
+                # processed and delivered, never handed over by the consumer: acked as if
+                consumer.ack_incoming(read_here)
 
     @app.timer(config.poll_interval_s)
     async def poll_rules() -> None:

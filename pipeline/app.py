@@ -1,8 +1,9 @@
 """Building the Faust app of one pipeline worker from the shared Settings.
 
-``create_app`` returns a configured app with its topics, its stream-memory table, the agent, the
-rules-file timer, the control-topic task and the ``/stats`` page, so the CLI stays a thin wrapper
-over Faust's worker and tests can build apps with their own ids and ports.
+``create_app`` returns a configured app with its topics, its stream-memory table, the batch path
+for ``streams`` (``consumer``), the timers, the control-topic task and the ``/stats`` page, so the
+CLI stays a thin wrapper over Faust's worker and tests can build apps with their own ids and
+ports.
 
 Faust choices, and why:
 
@@ -12,7 +13,7 @@ Faust choices, and why:
   restarts through Kafka, not through local disk), and no RocksDB build is needed;
 * the table is written to the changelog partition numbered like the record's ``streams``
   partition (co-partitioned, so a stream's memory moves with its partition and is recovered by
-  the worker that takes the partition over); the agent names that partition explicitly, because
+  the worker that takes the partition over); the worker names that partition explicitly, because
   it updates the table after a whole batch is delivered, when no single event is current;
 * the worker's data dir lives under the streamtap home, one per app id and web port, so several
   workers on one machine never share it.
@@ -26,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import faust
-
 from pipeline.agents import register
+from pipeline.consumer import BatchRoute, PipelineApp
 from pipeline.reload import FileWatcher, ReloadEvent, RuleSources
 from pipeline.stats import PipelineStats
 from pipeline.topics import define_topics
@@ -52,8 +52,8 @@ class PipelineConfig:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     datadir: Path | None = None
+    #: records per batch at most (one fetch of the consumer)
     batch_size: int = 500
-    batch_within_s: float = 0.05
     max_pending: int = 64
     #: unmatched stream memories untouched for this many offsets of their partition expire
     idle_records: int | None = 10_000_000
@@ -72,7 +72,7 @@ class PipelineConfig:
 
 @dataclass
 class Runtime:
-    """The live state of one worker, shared by the agent, the timer and the ``/stats`` page."""
+    """The live state of one worker, shared by the batch handler, the timers and ``/stats``."""
 
     config: PipelineConfig
     sources: RuleSources
@@ -137,13 +137,14 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def create_app(config: PipelineConfig) -> tuple[faust.App, Runtime]:
+def create_app(config: PipelineConfig) -> tuple[PipelineApp, Runtime]:
     settings = config.settings
     datadir = config.data_dir()
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
-    app = faust.App(
+    app = PipelineApp(
         config.app_id,
+        route=BatchRoute(settings.streams_topic),
         broker=brokers,
         store="memory://",
         autodiscover=False,
@@ -162,6 +163,7 @@ def create_app(config: PipelineConfig) -> tuple[faust.App, Runtime]:
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
         consumer_max_fetch_size=max(settings.max_message_bytes, 1024 * 1024),
+        broker_max_poll_records=config.batch_size,  # one fetch is one batch (consumer.py)
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         stream_buffer_maxsize=max(config.batch_size * 2, 4096),

@@ -6,8 +6,8 @@ The order inside a batch is what makes a SIGKILL at any point lose nothing:
 2. send every output message and wait until Kafka has acknowledged each one (retrying a failed
    send; a broker that is away means waiting, not dropping);
 3. only then write the stream memory (the Faust table);
-4. return, and Faust acks the batch; its commit flushes the table changelog before it commits
-   offsets.
+4. return, and the consumer acks the batch to Faust; Faust's commit flushes its producer before
+   it commits offsets.
 
 A kill before 4 replays the batch: the memory is either the old one or already updated, and
 ``decide`` gives byte-identical messages either way (see ``matcher``), so the replay only adds
@@ -259,7 +259,7 @@ class SegmentProcessor:
         """The batch with the records the consumer skipped read from ``streams`` and put where
         they belong (before the first record after each hole), and those records alone.
 
-        A partition's records must reach the agent in order from the committed offset; around
+        A partition's records must reach the processor in order from the committed offset; around
         rebalances Faust has been seen to hand over a partition's later records first (it skips
         events fetched before the rebalance and its seek back can come too late), and to leave
         out a record in the middle of a batch. Every record's offset is checked against the one

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -126,6 +127,38 @@ async def test_two_rule_file_tags_each_stream_with_the_rules_it_matched(
     assert dict(got) == dict(expected)
 
 
+async def feed(
+    settings: Any,
+    first: list[Any],
+    second: list[Any],
+    a_published: asyncio.Event,
+    killed: asyncio.Event,
+) -> None:
+    """Produce ``first`` 10 records at a time, every 0.2 s until ``a_published`` and every
+    0.02 s after; then, once ``killed``, ``second`` the same way."""
+    from aiokafka import AIOKafkaProducer
+
+    from streamtap.schema import encode_record
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_idempotence=True,
+        max_request_size=settings.max_message_bytes,
+    )
+    await producer.start()
+    try:
+        for part, gate in ((first, None), (second, killed)):
+            if gate is not None:
+                await gate.wait()
+            for i in range(0, len(part), 10):
+                for record in part[i : i + 10]:
+                    await producer.send(settings.streams_topic, encode_record(record), record.key)
+                await producer.flush()
+                await asyncio.sleep(0.02 if a_published.is_set() else 0.2)
+    finally:
+        await producer.stop()
+
+
 async def test_sigkill_mid_run_loses_no_matched_stream(
     settings: Any, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
@@ -155,16 +188,22 @@ async def test_sigkill_mid_run_loses_no_matched_stream(
     rules.write_text("rules:\n  web: 'http and response.status == 200'\n  names: dns\n")
     app_id = f"p-{uuid.uuid4().hex[:8]}"
     first, second = records[: len(records) * 3 // 4], records[len(records) * 3 // 4 :]
-    await produce(settings, first)
     args = ("--batch-size", "50")
     a = start(workers, settings, tmp_path, app_id=app_id, rules_file=rules, extra_args=args)
     b = start(workers, settings, tmp_path, app_id=app_id, rules_file=rules, extra_args=args)
+    # Records flow while the workers join and when ``a`` dies: they are produced slowly until
+    # ``a`` has published (so the worker that joins first cannot finish them all alone), then
+    # faster; ``second`` only while ``a`` is down.
+    a_published, killed = asyncio.Event(), asyncio.Event()
+    feeder = asyncio.create_task(feed(settings, first, second, a_published, killed))
     await a.wait_stats(lambda s: s["published"] > 0, timeout_s=120)
+    a_published.set()
     a.kill()
     ends = await end_offsets(settings, settings.streams_topic)
     done = await committed_offsets(settings, app_id, settings.streams_topic)
     assert any(done.get(p, 0) < end for p, end in ends.items()), "killed after the run ended"
-    await produce(settings, second)  # records keep flowing while the worker is down
+    killed.set()
+    await feeder  # records keep flowing while the worker is down
     restarted = start(
         workers,
         settings,

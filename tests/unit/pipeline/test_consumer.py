@@ -1,0 +1,156 @@
+"""The worker's batch path for ``streams`` (``pipeline.consumer``), without Kafka: a fetch goes
+to the handler whole, and is acked to Faust's bookkeeping (what its commits are computed from)
+only after the handler returned; a rebalance waits for a batch in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faust.types import TP
+
+from pipeline.consumer import BatchConsumer, BatchRoute, PipelineApp
+from pipeline.process import Incoming
+
+STREAMS = "streams"
+TP0 = TP(STREAMS, 0)
+TP1 = TP(STREAMS, 1)
+
+
+class Record:
+    """The fields of an aiokafka ``ConsumerRecord`` the consumer reads."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.key = b"k%d" % offset
+        self.value = b"v%d" % offset
+
+
+def records(*offsets: int) -> list[Any]:
+    return [Record(o) for o in offsets]
+
+
+@pytest.fixture
+async def consumer(tmp_path: Path) -> BatchConsumer:
+    app = PipelineApp(
+        "unit",
+        route=BatchRoute(STREAMS),
+        broker="kafka://127.0.0.1:1",  # never connected: the consumer is not started
+        store="memory://",
+        autodiscover=False,
+        datadir=str(tmp_path),
+    )
+    app.topics.acking_topics.add(STREAMS)  # what subscribing to an acking topic records
+    consumer = app.consumer
+    assert isinstance(consumer, BatchConsumer)
+    consumer.assignment = lambda: {TP0, TP1}  # type: ignore[method-assign]
+    consumer.highwater = lambda tp: 1000  # type: ignore[method-assign]
+    return consumer
+
+
+def acked(consumer: BatchConsumer, tp: TP) -> list[int]:
+    return sorted(consumer._acked.get(tp, []))
+
+
+async def test_a_fetch_is_acked_only_after_the_handler_returns(consumer: BatchConsumer) -> None:
+    during: list[tuple[list[int], list[int]]] = []
+
+    async def handle(items: list[Incoming]) -> list[Incoming]:
+        during.append((acked(consumer, TP0), acked(consumer, TP1)))
+        assert [(i.partition, i.offset, i.highwater) for i in items] == [
+            (0, 10, 1000),
+            (0, 11, 1000),
+            (1, 5, 1000),
+        ]
+        return [Incoming(1, 6, b"k", b"v")]  # a record the processor read itself
+
+    consumer.route.handle = handle
+    generation = consumer.app.consumer_generation_id
+    await consumer._handle_batch({TP0: records(10, 11), TP1: records(5)}, generation)
+    assert during == [([], [])]
+    assert acked(consumer, TP0) == [10, 11]
+    assert acked(consumer, TP1) == [5, 6]
+    assert consumer._read_offset[TP0] == 11
+    assert consumer._new_offset(TP0) == 12  # what the next commit of partition 0 would be
+
+
+async def test_a_failing_handler_acks_nothing(consumer: BatchConsumer) -> None:
+    async def handle(items: list[Incoming]) -> list[Incoming]:
+        raise RuntimeError("broken")
+
+    consumer.route.handle = handle
+    with pytest.raises(RuntimeError):
+        await consumer._handle_batch({TP0: records(1, 2)}, consumer.app.consumer_generation_id)
+    assert acked(consumer, TP0) == []
+    assert consumer._idle.is_set()
+
+
+async def test_a_fetch_overtaken_by_a_rebalance_is_not_handled(consumer: BatchConsumer) -> None:
+    handled: list[list[Incoming]] = []
+
+    async def handle(items: list[Incoming]) -> list[Incoming]:
+        handled.append(items)
+        return []
+
+    consumer.route.handle = handle
+    consumer.stop_flow()  # what a rebalance does first
+    await consumer._handle_batch({TP0: records(1)}, consumer.app.consumer_generation_id)
+    consumer.resume_flow()
+    generation = consumer.app.consumer_generation_id
+    consumer.app.consumer_generation_id = generation + 1  # a rebalance completed meanwhile
+    await consumer._handle_batch({TP0: records(1)}, generation)
+    assert handled == []
+    assert acked(consumer, TP0) == []
+
+
+async def test_records_already_read_or_of_revoked_partitions_are_left_out(
+    consumer: BatchConsumer,
+) -> None:
+    handled: list[int] = []
+
+    async def handle(items: list[Incoming]) -> list[Incoming]:
+        handled.extend(i.offset for i in items)
+        return []
+
+    consumer.route.handle = handle
+    consumer._read_offset[TP0] = 7
+    revoked = TP(STREAMS, 2)
+    await consumer._handle_batch(
+        {TP0: records(5, 6, 7, 8), revoked: records(1)}, consumer.app.consumer_generation_id
+    )
+    assert handled == [7, 8]
+    assert acked(consumer, revoked) == []
+
+
+async def test_a_rebalance_waits_for_the_batch_in_flight(consumer: BatchConsumer) -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def handle(items: list[Incoming]) -> list[Incoming]:
+        started.set()
+        await release.wait()
+        return []
+
+    consumer.route.handle = handle
+    batch = asyncio.create_task(
+        consumer._handle_batch({TP0: records(3)}, consumer.app.consumer_generation_id)
+    )
+    await started.wait()
+    waiting = asyncio.create_task(consumer._idle.wait())
+    await asyncio.sleep(0.01)
+    assert not waiting.done() and acked(consumer, TP0) == []
+    release.set()
+    await batch
+    await asyncio.wait_for(waiting, 1)
+    assert acked(consumer, TP0) == [3]
+
+
+def test_ack_offsets_counts_each_offset_once_and_none_below_the_commit(
+    consumer: BatchConsumer,
+) -> None:
+    consumer._committed_offset[TP0] = 10
+    assert consumer.ack_offsets(TP0, [8, 10, 11]) == 2
+    assert consumer.ack_offsets(TP0, [11, 12]) == 1
+    assert acked(consumer, TP0) == [10, 11, 12]
