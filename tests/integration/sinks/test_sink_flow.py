@@ -109,16 +109,20 @@ async def test_running_sink_keeps_its_startup_heap_frozen(
     harness: Any, corpus_http_dns: list[Any], helpers: Any
 ) -> None:
     """While the sink runs, what existed at its start is out of the collector's full passes
-    (``gc.freeze``); once it stops, an in-process caller gets its collector back."""
+    (``gc.freeze``) and those passes are rarer; once it stops, an in-process caller gets its
+    collector back as it was."""
     messages = helpers.build_messages(corpus_http_dns, "node-a", helpers.web_and_dns)
     await harness.produce(messages)
     assert gc.get_freeze_count() == 0
+    before = gc.get_threshold()
     stop, task = await harness.run_inprocess()
     await harness.wait_for(helpers.expected_segments(messages))
     assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[2] > before[2], "full passes are rarer while it runs"
     stop.set()
     await task
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
 
 
 @pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
