@@ -193,6 +193,7 @@ async def run_sink_timed(
     services: list[SinkService] = []
     first_fetch: list[tuple[float, float]] = []
     servers_began: list[dict[str, float]] = []
+    pauses = _GcPauses()
 
     def started(service: SinkService) -> None:
         services.append(service)
@@ -203,12 +204,12 @@ async def run_sink_timed(
             if records and not first_fetch:
                 first_fetch.append((time.perf_counter(), time.process_time()))
                 servers_began.append(server_cpu(stack))
+                pauses.reset()  # the window starts here; start-up collections are not in it
             return records
 
         service.consumer.getmany = timed_getmany
 
     stop = asyncio.Event()
-    pauses = _GcPauses()
     gc.callbacks.append(pauses)
     task = asyncio.create_task(run_sink(settings, sink_settings, stop, started))
     while not first_fetch:
@@ -255,6 +256,10 @@ class _GcPauses:
         self.seconds = 0.0
         self.full = 0
         self._began = 0.0
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
