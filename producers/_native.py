@@ -49,7 +49,7 @@ __all__ = [
 Mode = Literal["compiled", "stale", "pure"]
 
 #: compiled together, as one mypyc group (chosen by profile: every module a packet's path
-#: through ``Engine.feed`` spends time in)
+#: from the pcap reader through ``Engine.feed`` spends time in)
 NATIVE_MODULES: tuple[str, ...] = (
     "producers.capture.pcap",
     "producers.decode.packet",
