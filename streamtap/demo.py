@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from streamtap.kafka import make_admin, make_consumer
@@ -84,12 +86,31 @@ async def _lag(settings: Settings, group: str, topic: str) -> int:
 
 
 def _wait_for_lag_zero(
-    settings: Settings, group: str, topic: str, what: str, timeout: float
+    settings: Settings,
+    group: str,
+    topic: str,
+    what: str,
+    timeout: float,
+    measure: Callable[[Settings, str, str], Coroutine[Any, Any, int]] = _lag,
 ) -> None:
+    """Polls the group's lag until it is zero. A broker that is busy or between coordinators
+    answers with retriable errors (no group coordinator yet, a connection refused); those
+    mean "ask again", not "the demo failed", until the deadline."""
     deadline = time.monotonic() + timeout
     last = -1
+    problem = ""
     while time.monotonic() < deadline:
-        lag = asyncio.run(_lag(settings, group, topic))
+        try:
+            lag = asyncio.run(measure(settings, group, topic))
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise click.ClickException(f"{what}: lag of {group} not readable: {exc!r}") from exc
+            if type(exc).__name__ != problem:
+                problem = type(exc).__name__
+                click.echo(f"  {what}: broker not ready to answer ({problem}); asking again")
+            time.sleep(1.0)
+            continue
+        problem = ""
         if lag == 0:
             click.echo(f"  {what}: caught up")
             return
@@ -97,7 +118,8 @@ def _wait_for_lag_zero(
             click.echo(f"  {what}: {lag} messages to go")
             last = lag
         time.sleep(1.0)
-    raise click.ClickException(f"{what} did not catch up within {timeout:.0f}s")
+    detail = f" (the broker kept answering {problem})" if problem else ""
+    raise click.ClickException(f"{what} did not catch up within {timeout:.0f}s{detail}")
 
 
 def _list_objects(settings: Settings, prefix: str, since: float) -> None:
