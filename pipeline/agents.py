@@ -152,19 +152,19 @@ def register(app: PipelineApp, runtime: Any, topics: Topics, table: Any) -> None
     @app.timer(config.catch_up_interval_s)
     async def catch_up() -> None:
         """Records skipped at the end of a partition have no later record to reveal them."""
-        if app.rebalancing:
-            return
-        consumer = batch_consumer(app)
-        for tp in sorted(consumer.assignment()):
-            end = highwater(tp) if tp.topic == settings.streams_topic else None
-            if end is None or not read_through(tp, end):
-                continue  # the consumer has not fetched them yet: they are coming, not skipped
-            async with consumer.in_flight(), one_at_a_time:
-                read_here = await processor().catch_up(
-                    tp.partition, end, config.catch_up_idle_s, config.batch_size
-                )
-                # processed and delivered, never handed over by the consumer: acked as if
-                consumer.ack_incoming(read_here)
+        if not app.rebalancing:
+            await batch_consumer(app).catch_up(read_skipped)
+
+    async def read_skipped(tp: TP) -> list[Incoming]:
+        """One partition's turn of ``catch_up``: the records read and processed here, which the
+        consumer acks as if it had handed them over."""
+        end = highwater(tp)
+        if end is None or not read_through(tp, end):
+            return []  # the consumer has not fetched them yet: they are coming, not skipped
+        async with one_at_a_time:
+            return await processor().catch_up(
+                tp.partition, end, config.catch_up_idle_s, config.batch_size
+            )
 
     @app.timer(config.poll_interval_s)
     async def poll_rules() -> None:

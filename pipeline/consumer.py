@@ -62,9 +62,11 @@ class BatchConsumer(AIOKafkaConsumer):
 
     @asynccontextmanager
     async def in_flight(self) -> AsyncIterator[None]:
-        """Marks work on records that are not acked yet: a rebalance or a stop waits for it
+        """Marks work on records that are not acked yet: a revocation waits for it
         (``wait_empty``) before Faust commits and gives the partitions up, as it waits for
-        events an agent holds."""
+        events an agent holds. Work asks ``rebalanced`` once marked, not before. (A stop
+        cancels the drain's batch first, by stopping Faust's fetcher: not acked, not
+        committed.)"""
         self._in_flight += 1
         self._idle.clear()
         try:
@@ -148,7 +150,12 @@ class BatchConsumer(AIOKafkaConsumer):
         except Exception as exc:
             self.log.warning("exception performing seek when flow not active %r", exc)
 
-    def _rebalanced(self, generation: int) -> bool:
+    def rebalanced(self, generation: int) -> bool:
+        """Whether a rebalance or a stop began since ``generation`` was read (the flow is
+        stopped first thing, then the generation changes). Work on the batch topic asks this
+        only once it is marked ``in_flight``, with no await between: a revocation that stops
+        the flow later finds the work in flight and waits for it, while one that stopped it
+        earlier may already be past its wait (``wait_empty``) and giving the partitions up."""
         return not self.flow_active or self.app.consumer_generation_id != generation
 
     async def _one_by_one(self, tp: TP, records: Sequence[Any], generation: int) -> bool:
@@ -158,7 +165,7 @@ class BatchConsumer(AIOKafkaConsumer):
         read_offset = self._read_offset
         acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
         for record in records:
-            if self._rebalanced(generation):
+            if self.rebalanced(generation):
                 return False
             offset = record.offset
             last = read_offset[tp]
@@ -183,12 +190,27 @@ class BatchConsumer(AIOKafkaConsumer):
         """Hand the fetch's batch-topic records to the handler; ack them (and the records it
         read itself) only after it returns, which is after Kafka acknowledged their output.
 
-        A fetch that a rebalance overtook before the handler started is dropped unread: the
-        rebalance seeks the partitions back to their commits, and the records come again. Once
-        the handler has started, a rebalance waits for it (``in_flight``)."""
+        The batch is marked in flight before anything else, then checked: a fetch that a
+        rebalance overtook is dropped unread (the rebalance seeks the partitions back to their
+        commits, and the records come again); otherwise a rebalance waits for it. Checked the
+        other way round, the awaits in between (``_add_gap``) let a revocation pass its wait
+        and hand the partitions over while the handler then runs on them."""
         handle = self.route.handle
-        if handle is None or self._rebalanced(generation):
+        if handle is None:
             return
+        async with self.in_flight():
+            if self.rebalanced(generation):
+                return
+            items = await self._incoming(batch)
+            if not items:
+                return
+            read_here = await handle(items)
+            self.ack_incoming(items + read_here)
+        await self._maybe_commit()
+
+    async def _incoming(self, batch: dict[TP, list[Any]]) -> list[Incoming]:
+        """The records of assigned partitions not handed over before, in ``Incoming`` form;
+        moves Faust's read position and gap bookkeeping past them."""
         items: list[Incoming] = []
         now = monotonic()
         inbound = self.app.monitor.stream_inbound_time
@@ -206,12 +228,7 @@ class BatchConsumer(AIOKafkaConsumer):
             inbound[tp] = now  # Faust's livelock check reads it
             items += [Incoming(tp.partition, r.offset, r.key, r.value, highwater) for r in fresh]
             self._read_offset[tp] = fresh[-1].offset
-        if not items:
-            return
-        async with self.in_flight():
-            read_here = await handle(items)
-            self.ack_incoming(items + read_here)
-        await self._maybe_commit()
+        return items
 
     async def _gaps(self, tp: TP, last: int | None, records: Sequence[Any]) -> None:
         """Offsets with no record (Faust's ``_add_gap``: compaction, transaction markers) count
@@ -220,6 +237,22 @@ class BatchConsumer(AIOKafkaConsumer):
             if last and record.offset - last > 1:
                 await self._add_gap(tp, last + 1, record.offset)
             last = record.offset
+
+    async def catch_up(self, read: Callable[[TP], Awaitable[list[Incoming]]]) -> None:
+        """Give ``read`` each assigned partition of the batch topic in turn, each turn in flight,
+        and ack the records it returns (read and processed by the caller, never handed over
+        here). Stops at a rebalance or a stop, checked at every turn once it is in flight: a
+        revocation that waited for the previous turn may already be past its wait (an
+        ``asyncio.Event`` set and cleared again still wakes its waiter)."""
+        generation = self.app.consumer_generation_id
+        for tp in sorted(self.assignment()):
+            if tp.topic != self.route.topic:
+                continue
+            async with self.in_flight():
+                if self.app.rebalancing or self.rebalanced(generation):
+                    return
+                if tp in self.assignment():
+                    self.ack_incoming(await read(tp))
 
     def ack_incoming(self, items: Sequence[Incoming]) -> None:
         """Ack processed records of the batch topic, grouped by partition."""

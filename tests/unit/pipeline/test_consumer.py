@@ -154,3 +154,57 @@ def test_ack_offsets_counts_each_offset_once_and_none_below_the_commit(
     assert consumer.ack_offsets(TP0, [8, 10, 11]) == 2
     assert consumer.ack_offsets(TP0, [11, 12]) == 1
     assert acked(consumer, TP0) == [10, 11, 12]
+
+
+async def test_a_revocation_that_starts_before_the_handler_is_waited_for_or_stops_it(
+    consumer: BatchConsumer,
+) -> None:
+    """Records 6 and 7 are missing from the fetch, so the consumer records a gap before the
+    handler starts, which yields to the loop; a revocation that stops the flow there and waits
+    for the batches in flight (``wait_empty``) must not see the handler start afterwards, on
+    partitions it is about to give up."""
+    events: list[str] = []
+
+    async def handle(items: list[Incoming]) -> list[Incoming]:
+        events.append("handled")
+        return []
+
+    consumer.route.handle = handle
+    consumer._read_offset[TP0] = 5
+    batch = asyncio.create_task(
+        consumer._handle_batch({TP0: records(8, 9)}, consumer.app.consumer_generation_id)
+    )
+    await asyncio.sleep(0)  # the batch runs up to its first await
+    consumer.stop_flow()  # a revocation starts ...
+    await consumer._idle.wait()  # ... and waits for work in flight (as ``wait_empty``)
+    events.append("revoked")
+    await batch
+    assert events in (["revoked"], ["handled", "revoked"])
+
+
+async def test_catch_up_acks_what_it_read_and_stops_at_a_revocation(
+    consumer: BatchConsumer,
+) -> None:
+    """A revocation that starts during one partition's turn waits for that turn, and no later
+    turn starts once it is past its wait."""
+    events: list[str] = []
+    revocations: list[asyncio.Task[None]] = []
+
+    async def revoke() -> None:
+        await consumer._idle.wait()  # as ``wait_empty``
+        events.append("revoked")
+
+    async def read(tp: TP) -> list[Incoming]:
+        events.append(f"read {tp.partition}")
+        if not revocations:
+            consumer.stop_flow()  # a revocation starts ...
+            revocations.append(asyncio.create_task(revoke()))
+        await asyncio.sleep(0)  # ... and waits for this turn
+        events.append(f"done {tp.partition}")
+        return [Incoming(tp.partition, 4, b"k", b"v")]
+
+    await consumer.catch_up(read)
+    await revocations[0]
+    assert events == ["read 0", "done 0", "revoked"]
+    assert acked(consumer, TP0) == [4]
+    assert acked(consumer, TP1) == []
