@@ -2,10 +2,10 @@
 the control task and the ``/stats`` page. The logic they call lives in ``process`` and ``reload``.
 
 ``streams`` has no agent: the worker's consumer (``consumer.BatchConsumer``) hands each fetch of
-its records to ``handle``, which returns only after every output is acknowledged by Kafka, and
-acks them to Faust's bookkeeping only then, so committed offsets never run ahead of delivered
-output. Batching is what lets one worker wait for acknowledgements without waiting one round
-trip per record.
+its records to ``handle``, which returns once they are decided with a future done when every
+output and memory write is acknowledged by Kafka, and acks them to Faust's bookkeeping only
+then, so committed offsets never run ahead of delivered output. Batching is what lets one
+worker wait for acknowledgements without waiting one round trip per record.
 """
 
 from __future__ import annotations
@@ -140,11 +140,13 @@ def register(app: PipelineApp, runtime: Any, topics: Topics, table: Any) -> None
 
     one_at_a_time = asyncio.Lock()  # the consumer's batches and the catch-up timer share it
 
-    async def handle(batch: list[Incoming]) -> list[Incoming]:
-        """One fetch of ``streams`` records (``BatchConsumer``): processed, outputs and memory
-        acknowledged by Kafka; the consumer acks them (and the records read here) after."""
+    async def handle(batch: list[Incoming]) -> tuple[list[Incoming], asyncio.Future[None]]:
+        """One fetch of ``streams`` records (``BatchConsumer``): decided; the future is done
+        once its outputs and memory are acknowledged by Kafka, and the consumer acks them (and
+        the records read here) then. The lock covers the decisions only (the catch-up's
+        batches go after the one being decided; the changelog is written in batch order)."""
         async with one_at_a_time:
-            return await processor().handle(batch)
+            return await processor().start(batch)
 
     app.route.handle = handle
     app.batch_topic = topics.streams

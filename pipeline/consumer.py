@@ -38,8 +38,9 @@ from pipeline.process import Incoming
 
 __all__ = ["BatchConsumer", "BatchRoute", "PipelineApp"]
 
-#: gets a fetch's records of the batch topic; returns the records it read itself (holes)
-BatchHandler = Callable[[list[Incoming]], Awaitable[list[Incoming]]]
+#: gets a fetch's records of the batch topic; returns the records it read itself (holes) and a
+#: future done once everything the batch caused is acknowledged by Kafka
+BatchHandler = Callable[[list[Incoming]], Awaitable[tuple[list[Incoming], asyncio.Future[None]]]]
 
 
 @dataclass
@@ -59,22 +60,30 @@ class BatchConsumer(AIOKafkaConsumer):
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        #: the last batch handed over, still waiting for Kafka's acknowledgements
+        self._finishing: asyncio.Future[None] | None = None
 
     @asynccontextmanager
     async def in_flight(self) -> AsyncIterator[None]:
         """Marks work on records that are not acked yet: a revocation waits for it
         (``wait_empty``) before Faust commits and gives the partitions up, as it waits for
         events an agent holds. Work asks ``rebalanced`` once marked, not before. (A stop
-        cancels the drain's batch first, by stopping Faust's fetcher: not acked, not
-        committed.)"""
-        self._in_flight += 1
-        self._idle.clear()
+        cancels the drain's batch first, by stopping Faust's fetcher, and the drain's end
+        cancels the one still being acknowledged: not acked, not committed.)"""
+        self._enter()
         try:
             yield
         finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
+            self._leave()
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
 
     async def wait_empty(self) -> None:
         await self._idle.wait()
@@ -143,6 +152,8 @@ class BatchConsumer(AIOKafkaConsumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+            if self._finishing is not None:
+                self._finishing.cancel()  # a stop: not acked, not committed
 
     async def _seek_back(self) -> None:
         try:
@@ -188,13 +199,19 @@ class BatchConsumer(AIOKafkaConsumer):
 
     async def _handle_batch(self, batch: dict[TP, list[Any]], generation: int) -> None:
         """Hand the fetch's batch-topic records to the handler; ack them (and the records it
-        read itself) only after it returns, which is after Kafka acknowledged their output.
+        read itself) only once the future it returns is done, which is after Kafka
+        acknowledged their output and memory writes.
 
         The batch is marked in flight before anything else, then checked: a fetch that a
         rebalance overtook is dropped unread (the rebalance seeks the partitions back to their
         commits, and the records come again); otherwise a rebalance waits for it. Checked the
         other way round, the awaits in between (``_add_gap``) let a revocation pass its wait
-        and hand the partitions over while the handler then runs on them."""
+        and hand the partitions over while the handler then runs on them.
+
+        The handler returns once it has decided (``SegmentProcessor.start``); the next fetch
+        is taken and decided while Kafka acknowledges this one. At most two batches are in
+        flight: once the handler returned, the previous batch is waited for, and each stays
+        in flight (``wait_empty``) until its future is done; batches are acked in order."""
         handle = self.route.handle
         if handle is None:
             return
@@ -204,9 +221,26 @@ class BatchConsumer(AIOKafkaConsumer):
             items = await self._incoming(batch)
             if not items:
                 return
-            read_here = await handle(items)
-            self.ack_incoming(items + read_here)
+            read_here, done = await handle(items)
+            self._hold(items + read_here, done)
+            previous, self._finishing = self._finishing, done
+            if previous is not None:
+                await previous
         await self._maybe_commit()
+
+    def _hold(self, items: list[Incoming], done: asyncio.Future[None]) -> None:
+        """Keep ``items`` in flight until ``done``; ack them then, unless it failed or was
+        cancelled (a failure is raised where the batch is waited for)."""
+        self._enter()
+
+        def finished(future: asyncio.Future[None]) -> None:
+            try:
+                if not future.cancelled() and future.exception() is None:
+                    self.ack_incoming(items)
+            finally:
+                self._leave()
+
+        done.add_done_callback(finished)
 
     async def _incoming(self, batch: dict[TP, list[Any]]) -> list[Incoming]:
         """The records of assigned partitions not handed over before, in ``Incoming`` form;

@@ -2,17 +2,29 @@
 
 The order inside a batch is what makes a SIGKILL at any point lose nothing:
 
-1. decide every record (``matcher.decide``), re-reading earlier segments that a match needs;
+1. decide every record (``matcher.decide``), re-reading earlier segments that a match needs,
+   and update the local copy of the stream memory (not yet the changelog);
 2. send every output message and wait until Kafka has acknowledged each one (retrying a failed
    send; a broker that is away means waiting, not dropping);
-3. only then write the stream memory (the Faust table);
-4. return, and the consumer acks the batch to Faust; Faust's commit flushes its producer before
-   it commits offsets.
+3. only then write the stream memory's changelog and wait for its acknowledgement;
+4. the consumer acks the batch to Faust; Faust's commit flushes its producer before it commits
+   offsets.
 
 A kill before 4 replays the batch: the memory is either the old one or already updated, and
 ``decide`` gives byte-identical messages either way (see ``matcher``), so the replay only adds
-identical keyed duplicates. Records that cannot be processed go to the dead-letter topic with a
-reason, in step 2, so they are not acked before they are parked.
+identical keyed duplicates. The changelog must never be ahead of the outputs: a memory that says
+"matched, nothing pending" while the earlier segments it re-read are not in Kafka would lose
+them on a replay; hence 3 after 2, never together. Records that cannot be processed go to the
+dead-letter topic with a reason, in step 2, so they are not acked before they are parked.
+
+Steps 2-4 of a batch overlap step 1 of the next (``start`` returns after step 1 with the rest
+running): the worker decides while Kafka acknowledges, instead of waiting twice per batch. What
+keeps that safe: the next batch decides against the local memory, which already holds this
+batch's decisions; a batch's changelog is written only after its own outputs *and* the previous
+batch's changelog are acknowledged (the changelog is written in batch order, so a later value
+of a key can never be overtaken by an earlier one), and the consumer acks batches in order,
+each only once its own steps 2-3 are done. A kill with two batches in flight replays both from
+the commit, against a memory at most as far as the outputs already in Kafka.
 """
 
 from __future__ import annotations
@@ -254,6 +266,8 @@ class SegmentProcessor:
         self._next: dict[int, int] = {}
         #: per partition, when the consumer last handed over one of its records
         self._seen: dict[int, float] = {}
+        #: the last batch's steps 2-3 (outputs, then changelog acknowledged), still running
+        self._tail: asyncio.Future[None] | None = None
 
     async def _fill_gaps(self, batch: Sequence[Incoming]) -> tuple[list[Incoming], list[Incoming]]:
         """The batch with the records the consumer skipped read from ``streams`` and put where
@@ -312,7 +326,7 @@ class SegmentProcessor:
             return []
         items = await self._read_hole(partition, start, min(end, start + limit))
         if items:
-            await self._process(items)  # contiguous from ``start``, and not the consumer's
+            await (await self._process(items))  # contiguous from ``start``, and not the consumer's
             self._next[partition] = max(self._next.get(partition, 0), items[-1].offset + 1)
         return items
 
@@ -331,14 +345,23 @@ class SegmentProcessor:
         ]
 
     async def handle(self, batch: Sequence[Incoming]) -> list[Incoming]:
-        """Process ``batch``; returns the records read here because the consumer skipped them
-        (already processed and delivered too), which the consumer should count as acked."""
-        batch, holes = await self._fill_gaps(batch)
-        await self._process(batch)
+        """Process ``batch``; returns, once all its outputs and memory writes are acknowledged,
+        the records read here because the consumer skipped them (already processed and
+        delivered too), which the consumer should count as acked."""
+        holes, done = await self.start(batch)
+        await done
         return holes
 
-    async def _process(self, batch: Sequence[Incoming]) -> None:
-        """Decide, deliver, then write the memory: the order the module docstring explains."""
+    async def start(self, batch: Sequence[Incoming]) -> tuple[list[Incoming], asyncio.Future[None]]:
+        """``handle`` up to the decisions (step 1): returns the records read here and a future
+        that is done when the batch's outputs and then its memory writes are acknowledged
+        (steps 2-3; the module docstring). The next batch may be started before it is done."""
+        batch, holes = await self._fill_gaps(batch)
+        return holes, await self._process(batch)
+
+    async def _process(self, batch: Sequence[Incoming]) -> asyncio.Future[None]:
+        """Decide and update the local memory, then hand the rest (deliver, then write the
+        changelog) to a task: the order the module docstring explains."""
         stats = self.stats
         out: list[Outgoing] = []
         writes: dict[bytes, tuple[int, StreamMemory | None]] = {}
@@ -355,6 +378,23 @@ class SegmentProcessor:
                 log.exception("internal error on %s/%d", self.streams_topic, item.offset)
                 self._deadletter(item, "internal", f"{type(exc).__name__}: {exc}", out)
 
+        self._forget_committed(batch, writes)
+        changelog = []
+        for key, (partition, mem) in writes.items():
+            record = self.memory.put(key, partition, None if mem is None else mem.to_json())
+            if record is not None:
+                changelog.append(record)
+        self._tail = asyncio.ensure_future(self._deliver(batch, out, changelog, self._tail))
+        return self._tail
+
+    async def _deliver(
+        self,
+        batch: Sequence[Incoming],
+        out: list[Outgoing],
+        changelog: list[Outgoing],
+        previous: asyncio.Future[None] | None,
+    ) -> None:
+        """Steps 2-3: the outputs acknowledged, then (after the previous batch's) the memory."""
         refused = await self.deliverer.deliver(out)
         if refused:
             parked: list[Outgoing] = []
@@ -363,17 +403,13 @@ class SegmentProcessor:
                     self._deadletter(message.source, "output", reason, parked)
             if await self.deliverer.deliver(parked):
                 log.error("dead-letter topic refused %d records", len(parked))
-
-        self._forget_committed(batch, writes)
-        changelog = []
-        for key, (partition, mem) in writes.items():
-            record = self.memory.put(key, partition, None if mem is None else mem.to_json())
-            if record is not None:
-                changelog.append(record)
+        if previous is not None:
+            await previous  # changelog writes in batch order
         # The memory is durable (acknowledged) before the batch is acked, not just buffered.
         if changelog and await self.deliverer.deliver(changelog):
             log.error("stream memory changelog refused %d records", len(changelog))
         # Everything this batch caused is acknowledged: its offsets may be committed.
+        stats = self.stats
         for item in batch:
             if item.offset + 1 > stats.delivered.get(item.partition, 0):
                 stats.delivered[item.partition] = item.offset + 1
@@ -384,7 +420,7 @@ class SegmentProcessor:
         self, batch: Sequence[Incoming], writes: dict[bytes, tuple[int, StreamMemory | None]]
     ) -> None:
         """Delete the memory of closed streams whose closing segment is committed: no replay
-        can reach them any more. Called after the batch's outputs are acknowledged."""
+        can reach them any more (decided by the commit alone, so before the outputs' acks)."""
         for partition in {item.partition for item in batch}:
             if partition not in self._closing:
                 self._closing[partition] = deque(sorted(self.memory.closed(partition)))

@@ -50,6 +50,21 @@ async def consumer(tmp_path: Path) -> BatchConsumer:
     return consumer
 
 
+Handled = tuple[list[Incoming], "asyncio.Future[None]"]
+
+
+def done() -> asyncio.Future[None]:
+    """A batch whose outputs are all acknowledged already."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+
+async def settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 def acked(consumer: BatchConsumer, tp: TP) -> list[int]:
     return sorted(consumer._acked.get(tp, []))
 
@@ -57,18 +72,19 @@ def acked(consumer: BatchConsumer, tp: TP) -> list[int]:
 async def test_a_fetch_is_acked_only_after_the_handler_returns(consumer: BatchConsumer) -> None:
     during: list[tuple[list[int], list[int]]] = []
 
-    async def handle(items: list[Incoming]) -> list[Incoming]:
+    async def handle(items: list[Incoming]) -> Handled:
         during.append((acked(consumer, TP0), acked(consumer, TP1)))
         assert [(i.partition, i.offset, i.highwater) for i in items] == [
             (0, 10, 1000),
             (0, 11, 1000),
             (1, 5, 1000),
         ]
-        return [Incoming(1, 6, b"k", b"v")]  # a record the processor read itself
+        return [Incoming(1, 6, b"k", b"v")], done()  # a record the processor read itself
 
     consumer.route.handle = handle
     generation = consumer.app.consumer_generation_id
     await consumer._handle_batch({TP0: records(10, 11), TP1: records(5)}, generation)
+    await settle()
     assert during == [([], [])]
     assert acked(consumer, TP0) == [10, 11]
     assert acked(consumer, TP1) == [5, 6]
@@ -77,7 +93,7 @@ async def test_a_fetch_is_acked_only_after_the_handler_returns(consumer: BatchCo
 
 
 async def test_a_failing_handler_acks_nothing(consumer: BatchConsumer) -> None:
-    async def handle(items: list[Incoming]) -> list[Incoming]:
+    async def handle(items: list[Incoming]) -> Handled:
         raise RuntimeError("broken")
 
     consumer.route.handle = handle
@@ -90,9 +106,9 @@ async def test_a_failing_handler_acks_nothing(consumer: BatchConsumer) -> None:
 async def test_a_fetch_overtaken_by_a_rebalance_is_not_handled(consumer: BatchConsumer) -> None:
     handled: list[list[Incoming]] = []
 
-    async def handle(items: list[Incoming]) -> list[Incoming]:
+    async def handle(items: list[Incoming]) -> Handled:
         handled.append(items)
-        return []
+        return [], done()
 
     consumer.route.handle = handle
     consumer.stop_flow()  # what a rebalance does first
@@ -110,9 +126,9 @@ async def test_records_already_read_or_of_revoked_partitions_are_left_out(
 ) -> None:
     handled: list[int] = []
 
-    async def handle(items: list[Incoming]) -> list[Incoming]:
+    async def handle(items: list[Incoming]) -> Handled:
         handled.extend(i.offset for i in items)
-        return []
+        return [], done()
 
     consumer.route.handle = handle
     consumer._read_offset[TP0] = 7
@@ -128,10 +144,10 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(consumer: BatchConsumer
     release = asyncio.Event()
     started = asyncio.Event()
 
-    async def handle(items: list[Incoming]) -> list[Incoming]:
+    async def handle(items: list[Incoming]) -> Handled:
         started.set()
         await release.wait()
-        return []
+        return [], done()
 
     consumer.route.handle = handle
     batch = asyncio.create_task(
@@ -144,6 +160,7 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(consumer: BatchConsumer
     release.set()
     await batch
     await asyncio.wait_for(waiting, 1)
+    await settle()
     assert acked(consumer, TP0) == [3]
 
 
@@ -165,9 +182,9 @@ async def test_a_revocation_that_starts_before_the_handler_is_waited_for_or_stop
     partitions it is about to give up."""
     events: list[str] = []
 
-    async def handle(items: list[Incoming]) -> list[Incoming]:
+    async def handle(items: list[Incoming]) -> Handled:
         events.append("handled")
-        return []
+        return [], done()
 
     consumer.route.handle = handle
     consumer._read_offset[TP0] = 5
@@ -208,3 +225,47 @@ async def test_catch_up_acks_what_it_read_and_stops_at_a_revocation(
     assert events == ["read 0", "done 0", "revoked"]
     assert acked(consumer, TP0) == [4]
     assert acked(consumer, TP1) == []
+
+
+async def test_the_next_fetch_is_handled_while_the_last_is_acknowledged_two_at_most(
+    consumer: BatchConsumer,
+) -> None:
+    """A batch is acked only when its future is done, in order; the next batch is handed over
+    meanwhile, and the one after waits (two in flight); a revocation waits for both."""
+    futures: list[asyncio.Future[None]] = []
+    handled: list[int] = []
+
+    async def handle(items: list[Incoming]) -> Handled:
+        handled.extend(i.offset for i in items)
+        futures.append(asyncio.get_running_loop().create_future())
+        return [], futures[-1]
+
+    consumer.route.handle = handle
+    generation = consumer.app.consumer_generation_id
+    await consumer._handle_batch({TP0: records(3)}, generation)
+    assert handled == [3] and acked(consumer, TP0) == [] and not consumer._idle.is_set()
+    second = asyncio.create_task(consumer._handle_batch({TP0: records(4)}, generation))
+    await settle()
+    assert handled == [3, 4] and not second.done()  # decided; waits for the first batch
+    assert acked(consumer, TP0) == []
+    futures[0].set_result(None)
+    await settle()
+    assert second.done() and acked(consumer, TP0) == [3]
+    assert not consumer._idle.is_set()  # the second batch is still in flight
+    futures[1].set_result(None)
+    await settle()
+    assert acked(consumer, TP0) == [3, 4] and consumer._idle.is_set()
+
+
+async def test_a_cancelled_batch_is_not_acked(consumer: BatchConsumer) -> None:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def handle(items: list[Incoming]) -> Handled:
+        return [], future
+
+    consumer.route.handle = handle
+    await consumer._handle_batch({TP0: records(3)}, consumer.app.consumer_generation_id)
+    assert consumer._finishing is future
+    future.cancel()  # what a stop does (the drain loop's end)
+    await settle()
+    assert acked(consumer, TP0) == [] and consumer._idle.is_set()

@@ -348,3 +348,55 @@ def test_the_table_store_finds_unmatched_memories_by_partition() -> None:
         }
     )
     assert TableMemory(table).unmatched(2) == [(5, b"a")]
+
+
+class HeldProducer:
+    """Records every send and acknowledges it only when the test says so."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, asyncio.Future[None]]] = []
+
+    async def send(self, topic: str, key: Any, value: Any, *_: Any) -> Any:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sent.append((topic, key, future))
+        return future
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _, _ in self.sent]
+
+    async def ack(self, index: int) -> None:
+        self.sent[index][2].set_result(None)
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+async def test_the_next_batch_is_decided_while_the_last_is_acknowledged_memory_in_order() -> None:
+    """Batch B is decided (against A's memory) and sent before A is acknowledged; each batch's
+    changelog goes only after its own outputs and the previous batch's changelog are
+    acknowledged, and each future is done only once its changelog is."""
+    held = HeldProducer()
+    proc, _, memory = processor(producer=held)  # type: ignore[arg-type]
+    opened = make_record(stream="o", segment=0, closed=False, entries=(make_entry("http"),))
+    later = make_record(stream="o", segment=1, closed=False, entries=(make_entry("tcp"),))
+    fresh = make_record(stream="n", segment=0, closed=False, entries=(make_entry("http"),))
+    _, done_a = await proc.start([incoming(opened, 0)])
+    await asyncio.sleep(0)
+    assert held.topics() == ["matched"]  # A's output, no memory yet
+    assert memory.data[b"o"]["rules"]  # the local memory already knows
+    # a tcp segment, published because A's memory says the stream matched
+    _, done_b = await proc.start([incoming(later, 1), incoming(fresh, 2)])
+    await asyncio.sleep(0)
+    assert held.topics() == ["matched"] * 3
+    await held.ack(1)
+    await held.ack(2)  # B's outputs first: B's memory still waits for A's
+    assert held.topics() == ["matched"] * 3
+    await held.ack(0)
+    assert held.topics() == ["matched"] * 3 + ["changelog"]  # A's memory
+    assert held.sent[3][1] == b"o"
+    assert not done_a.done() and not done_b.done()
+    await held.ack(3)
+    assert done_a.done() and not done_b.done()
+    assert held.topics() == ["matched"] * 3 + ["changelog"] * 2  # then B's
+    assert held.sent[4][1] == b"n"
+    await held.ack(4)
+    assert done_b.done()
