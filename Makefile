@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # the build (and removes an old one), so the same make targets run the pure Python engine.
 NATIVE     := $(VENV)/.native
 NATIVE_SRC := producers/_native.py producers/engine.py producers/records.py producers/names.py \
-	producers/dissect/base.py \
+	producers/dissect/base.py producers/capture/pcap.py \
 	scripts/build_native.py $(wildcard producers/decode/*.py producers/reassembly/*.py \
 	producers/dissect/http1/*.py producers/dissect/dns/*.py)
 # Tests check that the compiled engine is the one loaded unless the pure one was asked for.

@@ -74,6 +74,8 @@ class CaptureReader:
         stream: BinaryIO,
         source: str = "<stream>",
         max_caplen: int = DEFAULT_MAX_CAPLEN,
+        *,
+        owns_stream: bool = False,
     ) -> None:
         self.source = source
         self.max_caplen = max_caplen
@@ -83,8 +85,9 @@ class CaptureReader:
         self.format = ""
         self._stream = stream
         self._errors: list[CaptureError] = []
-        #: close the stream when iteration ends (a file ``open_capture`` opened)
-        self._owns_stream = False
+        #: close the stream when iteration ends (a file ``open_capture`` opened; closed here,
+        #: not by a generator around this one, which was one more resumption per frame)
+        self._owns_stream = owns_stream
 
     @property
     def error(self) -> CaptureError | None:
@@ -147,13 +150,5 @@ def open_capture(path: str | Path, max_caplen: int = DEFAULT_MAX_CAPLEN) -> Capt
     """
     if str(path) == "-":
         return CaptureReader(sys.stdin.buffer, "<stdin>", max_caplen)
-    return _FileCaptureReader(Path(path), max_caplen)
-
-
-class _FileCaptureReader(CaptureReader):
-    """A reader of a file it opened, closed when iteration ends (in ``CaptureReader.__iter__``
-    itself: a generator of its own around it was one more resumption per frame)."""
-
-    def __init__(self, path: Path, max_caplen: int) -> None:
-        super().__init__(path.open("rb"), str(path), max_caplen)
-        self._owns_stream = True
+    file = Path(path)
+    return CaptureReader(file.open("rb"), str(file), max_caplen, owns_stream=True)

@@ -141,3 +141,19 @@ def test_the_pure_engine_still_agrees_with_the_corpus() -> None:
         text=True,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def test_make_rebuilds_when_any_compiled_source_changes() -> None:
+    """``make native`` decides whether to rebuild from the Makefile's ``NATIVE_SRC`` list; a
+    compiled module missing from it (as the pcap reader once was) leaves a stale build after an
+    edit, which then loads as pure Python and fails the compiled test run."""
+    root = Path(producers.__file__).resolve().parent.parent
+    text = (root / "Makefile").read_text()
+    start = text.index("NATIVE_SRC :=")
+    block = text[start : text.index("\n\n", start)].split("\n#", 1)[0]
+    words = block.replace("\\\n", " ").replace("$(wildcard", " ").replace(")", " ").split()[2:]
+    listed: set[Path] = set()
+    for word in words:
+        listed.update((root / p).resolve() for p in root.glob(word))
+    missing = [m for m in _native.NATIVE_MODULES if _native.source_path(m).resolve() not in listed]
+    assert not missing, f"NATIVE_SRC in the Makefile does not list {missing}"
