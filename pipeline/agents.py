@@ -24,6 +24,7 @@ from pipeline.consumer import PipelineApp, batch_consumer
 from pipeline.control import ControlListener
 from pipeline.fetch import SegmentFetcher
 from pipeline.process import Deliverer, Incoming, Outgoing, SegmentProcessor
+from pipeline.recent import RecentValues
 from pipeline.topics import Topics
 
 __all__ = ["register"]
@@ -117,6 +118,7 @@ def register(app: PipelineApp, runtime: Any, topics: Topics, table: Any) -> None
                 max_pending=config.max_pending,
                 idle_records=config.idle_records,
                 committed=committed,
+                recent=RecentValues(config.recent_bytes),
             )
         return state["p"]
 

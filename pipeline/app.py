@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.agents import register
-from pipeline.consumer import BatchRoute, PipelineApp
+from pipeline.consumer import DEFAULT_FETCH_WAIT_MS, BatchRoute, PipelineApp
 from pipeline.reload import FileWatcher, ReloadEvent, RuleSources
 from pipeline.stats import PipelineStats
 from pipeline.topics import define_topics
@@ -54,7 +54,11 @@ class PipelineConfig:
     datadir: Path | None = None
     #: records per batch at most (one fetch of the consumer)
     batch_size: int = 500
+    #: longest the broker holds a fetch that finds nothing new (``consumer.FetchWaitThread``)
+    fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS
     max_pending: int = 64
+    #: bytes of remembered unmatched segments kept in memory for a later match (``recent``)
+    recent_bytes: int = 64 * 1024 * 1024
     #: unmatched stream memories untouched for this many offsets of their partition expire
     idle_records: int | None = 10_000_000
     poll_interval_s: float = 1.0
@@ -145,6 +149,7 @@ def create_app(config: PipelineConfig) -> tuple[PipelineApp, Runtime]:
     app = PipelineApp(
         config.app_id,
         route=BatchRoute(settings.streams_topic),
+        fetch_wait_ms=config.fetch_wait_ms,
         broker=brokers,
         store="memory://",
         autodiscover=False,

@@ -66,12 +66,30 @@ def _settings(config: str | None) -> Settings:
     envvar="PIPELINE_BATCH_SIZE",
 )
 @click.option(
+    "--fetch-wait-ms",
+    type=click.IntRange(1, 60_000),
+    default=100,
+    show_default=True,
+    envvar="PIPELINE_FETCH_WAIT_MS",
+    help="Longest the broker holds a fetch that finds no new records. Faust's 1500 ms stalls "
+    "every partition behind one that is at its end.",
+)
+@click.option(
     "--max-pending",
     type=click.IntRange(0, 100_000),
     default=64,
     show_default=True,
     envvar="MAX_PENDING_SEGMENTS",
     help="Earlier unmatched segments remembered per open stream.",
+)
+@click.option(
+    "--recent-mb",
+    type=click.IntRange(0, 1_000_000),
+    default=64,
+    show_default=True,
+    envvar="PIPELINE_RECENT_MB",
+    help="Memory for the bytes of remembered earlier segments, so that a later match "
+    "publishes them without reading Kafka again; 0 = always read Kafka.",
 )
 @click.option(
     "--idle-records",
@@ -102,7 +120,9 @@ def pipeline(
     web_host: str,
     web_port: int,
     batch_size: int,
+    fetch_wait_ms: int,
     max_pending: int,
+    recent_mb: int,
     idle_records: int,
     log_level: str,
     check: bool,
@@ -139,7 +159,9 @@ def pipeline(
             web_host=web_host,
             web_port=web_port,
             batch_size=batch_size,
+            fetch_wait_ms=fetch_wait_ms,
             max_pending=max_pending,
+            recent_bytes=recent_mb * 1024 * 1024,
             idle_records=idle_records or None,
         )
     )

@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 from faust.types.tuples import ack_lock
@@ -36,7 +37,10 @@ from mode.utils.futures import notify
 
 from pipeline.process import Incoming
 
-__all__ = ["BatchConsumer", "BatchRoute", "PipelineApp"]
+__all__ = ["DEFAULT_FETCH_WAIT_MS", "BatchConsumer", "BatchRoute", "PipelineApp"]
+
+#: how long the broker may hold a fetch that finds no new records (Faust's consumer: 1,500 ms)
+DEFAULT_FETCH_WAIT_MS = 100
 
 #: gets a fetch's records of the batch topic; returns the records it read itself (holes) and a
 #: future done once everything the batch caused is acknowledged by Kafka
@@ -51,10 +55,40 @@ class BatchRoute:
     handle: BatchHandler | None = None
 
 
+class FetchWaitThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread with the broker's fetch wait (``fetch_max_wait_ms``) set to
+    ``fetch_wait_ms`` instead of Faust's fixed 1,500 ms.
+
+    Why: aiokafka keeps one fetch in flight per broker, and asks again for a partition whose
+    records wait unread for 0.1 s. When such a fetch names only partitions that are at their
+    end (the table's changelog, an idle partition), the broker holds it for the whole wait,
+    and every other partition of that broker waits behind it however far behind it is: with
+    Faust's 1,500 ms, a worker with a backlog stalled for a second several times per 40,000
+    records (docs/benchmarks.md, "Pipeline"). A short wait bounds the stall; what it costs is
+    one more empty fetch per wait on an idle worker."""
+
+    def __init__(self, *args: Any, fetch_wait_ms: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetch_wait_ms = fetch_wait_ms
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes the wait as a literal; the aiokafka consumer reads it when it starts.
+        consumer._fetch_max_wait_ms = self.fetch_wait_ms
+        return consumer
+
+
 class BatchConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer with a batch path for one topic (see the module docstring)."""
 
-    def __init__(self, *args: Any, route: BatchRoute, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        route: BatchRoute,
+        fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS,
+        **kwargs: Any,
+    ) -> None:
+        self.fetch_wait_ms = fetch_wait_ms  # read by _new_consumer_thread, from super().__init__
         super().__init__(*args, **kwargs)
         self.route = route
         self._in_flight = 0
@@ -84,6 +118,11 @@ class BatchConsumer(AIOKafkaConsumer):
         self._in_flight -= 1
         if not self._in_flight:
             self._idle.set()
+
+    def _new_consumer_thread(self) -> FetchWaitThread:
+        return FetchWaitThread(
+            self, loop=self.loop, beacon=self.beacon, fetch_wait_ms=self.fetch_wait_ms
+        )
 
     async def wait_empty(self) -> None:
         await self._idle.wait()
@@ -301,8 +340,15 @@ class PipelineApp(faust.App):
     """A Faust app whose consumer is a ``BatchConsumer`` for ``route``, subscribed to the
     route's topic without an agent (no agent iterates it)."""
 
-    def __init__(self, *args: Any, route: BatchRoute, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        route: BatchRoute,
+        fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS,
+        **kwargs: Any,
+    ) -> None:
         self.route = route
+        self.fetch_wait_ms = fetch_wait_ms
         self.batch_topic: Any = None
         super().__init__(*args, **kwargs)
 
@@ -310,6 +356,7 @@ class PipelineApp(faust.App):
         return BatchConsumer(
             self.transport,
             route=self.route,
+            fetch_wait_ms=self.fetch_wait_ms,
             callback=self.topics.on_message,
             on_partitions_revoked=self._on_partitions_revoked,
             on_partitions_assigned=self._on_partitions_assigned,

@@ -56,8 +56,7 @@ class SegmentFetcher:
         async with self._lock:
             consumer = await self._ensure()
             tp = TopicPartition(self._topic, partition)
-            if tp not in consumer.assignment():
-                consumer.assign([*consumer.assignment(), tp])
+            _focus(consumer, tp)
             consumer.seek(tp, start)
             out: list[tuple[int, bytes | None, bytes | None]] = []
             while True:
@@ -83,8 +82,7 @@ class SegmentFetcher:
 
     async def _one(self, consumer: AIOKafkaConsumer, pos: SourcePos) -> bytes | None:
         tp = TopicPartition(self._topic, pos.partition)
-        if tp not in consumer.assignment():
-            consumer.assign([*consumer.assignment(), tp])
+        _focus(consumer, tp)
         consumer.seek(tp, pos.offset)
         waited = 0.0
         while True:
@@ -119,3 +117,13 @@ class SegmentFetcher:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
+
+
+def _focus(consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    """Assign ``tp`` alone. Why not add it to the others: aiokafka keeps prefetching every
+    assigned partition, and while one of them holds records nobody reads it does not fetch
+    from that broker again for ``prefetch_backoff`` (0.1 s), so each re-read waited that long
+    behind partitions read earlier (measured on one broker: ~105 ms per re-read; ~3 ms with
+    the partition alone)."""
+    if consumer.assignment() != {tp}:
+        consumer.assign([tp])

@@ -43,6 +43,7 @@ import orjson
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from pipeline.matcher import SourcePos, StreamMemory, decide, earlier_publish
+from pipeline.recent import RecentValues
 from pipeline.reload import RuleSources
 from pipeline.rules import RuleSet
 from pipeline.stats import PipelineStats
@@ -208,6 +209,14 @@ class Deliverer:
                 exc = err
 
 
+def _remembers(memory: StreamMemory | None, item: Incoming) -> bool:
+    """Whether ``memory`` keeps ``item`` as an earlier segment to publish on a later match."""
+    if memory is None or not memory.pending:
+        return False
+    last = memory.pending[-1]
+    return last.offset == item.offset and last.partition == item.partition
+
+
 def _is_send_error(exc: BaseException) -> bool:
     return type(exc).__name__ == "ProducerSendError"
 
@@ -245,6 +254,7 @@ class SegmentProcessor:
         idle_records: int | None = None,
         committed: Callable[[int], int | None] = lambda partition: None,
         clock: Callable[[], float] = time.time,
+        recent: RecentValues | None = None,
     ) -> None:
         self.sources = sources
         self.memory = memory
@@ -258,6 +268,8 @@ class SegmentProcessor:
         self.idle_records = idle_records
         self.committed = committed
         self.clock = clock
+        #: values of remembered unmatched segments, so a match rarely re-reads them from Kafka
+        self.recent = recent if recent is not None else RecentValues(0)
         #: per partition, closed matched streams waiting for the commit to pass them
         self._closing: dict[int, deque[tuple[int, bytes]]] = {}
         #: batches since the last sweep for idle unmatched memories
@@ -529,6 +541,8 @@ class SegmentProcessor:
                 record.stream_id,
                 decision.lost_earlier,
             )
+        if decision.publish is None and _remembers(decision.memory, item):
+            self.recent.put(item.partition, item.offset, item.value)
         if decision.memory_changed:
             writes[record.key] = (item.partition, decision.memory)
 
@@ -541,8 +555,19 @@ class SegmentProcessor:
         out: list[Outgoing],
         in_batch: dict[tuple[int, int], bytes | None],
     ) -> None:
-        missing = [p for p in positions if (p.partition, p.offset) not in in_batch]
-        fetched = dict(await self.fetcher.fetch(missing)) if missing else {}
+        fetched: dict[SourcePos, bytes | None] = {}
+        missing = []
+        for pos in positions:
+            if (pos.partition, pos.offset) in in_batch:
+                continue
+            value = self.recent.take(pos.partition, pos.offset)
+            if value is None:
+                missing.append(pos)
+            else:
+                fetched[pos] = value
+        if missing:
+            self.stats.earlier_refetched += len(missing)
+            fetched.update(await self.fetcher.fetch(missing))
         for pos in positions:
             raw = in_batch.get((pos.partition, pos.offset)) or fetched.get(pos)
             earlier = None

@@ -25,6 +25,8 @@ class PipelineStats:
     published_bytes: int = 0
     earlier_published: int = 0
     earlier_lost: int = 0
+    #: earlier segments read back from Kafka (the others came from ``recent.RecentValues``)
+    earlier_refetched: int = 0
     deadlettered: int = 0
     send_retries: int = 0
     gaps_filled: int = 0
@@ -82,6 +84,7 @@ class PipelineStats:
             "published_bytes": self.published_bytes,
             "earlier_segments_published": self.earlier_published,
             "earlier_segments_lost": self.earlier_lost,
+            "earlier_segments_refetched": self.earlier_refetched,
             "matches_per_rule": dict(sorted(self.matches.items())),
             "deadlettered": self.deadlettered,
             "deadletter_reasons": dict(sorted(self.deadletter_reasons.items())),

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from pipeline.matcher import SourcePos, decide
 from pipeline.process import Deliverer, Incoming, Outgoing, SegmentProcessor
+from pipeline.recent import RecentValues
 from pipeline.reload import RuleSources
 from pipeline.stats import PipelineStats
 from pipeline.testing import TableCompiler, corpus_records, make_entry, make_record
@@ -95,6 +96,7 @@ def processor(
     fetcher: Fetcher | None = None,
     committed: dict[int, int] | None = None,
     idle_records: int | None = None,
+    recent: RecentValues | None = None,
 ) -> tuple[SegmentProcessor, Producer, Memory]:
     producer = producer or Producer()
     memory = Memory()
@@ -115,6 +117,7 @@ def processor(
         idle_records=idle_records,
         committed=commits.get,
         clock=lambda: 0.0,
+        recent=recent,
     )
     return proc, producer, memory
 
@@ -152,6 +155,43 @@ async def test_earlier_segments_are_published_before_the_match_in_order() -> Non
     assert [p.offset for p in fetcher.asked] == [10]  # s1 came from the batch itself
     published = [decode_matched(v) for t, _, v in producer.sent if t == "matched"]
     assert [m.record.segment for m in published] == [0, 1, 2]
+
+
+async def _earlier_then_match(
+    recent: RecentValues | None,
+) -> tuple[Fetcher, SegmentProcessor, list[bytes]]:
+    """A stream's two unmatched segments in one batch each, then its matching one."""
+    s0 = make_record(stream="s9", segment=0, closed=False, entries=(make_entry("tcp"),))
+    s1 = make_record(stream="s9", segment=1, closed=False, entries=(make_entry("tcp"),))
+    s2 = make_record(stream="s9", segment=2, closed=True, entries=(make_entry("http"),))
+    fetcher = Fetcher({(0, 10): encode_record(s0), (0, 11): encode_record(s1)})
+    proc, producer, _ = processor(fetcher=fetcher, recent=recent)
+    await proc.handle([incoming(s0, 10)])
+    await proc.handle([incoming(s1, 11)])
+    await proc.handle([incoming(s2, 12)])
+    return fetcher, proc, [v for t, _, v in producer.sent if t == "matched"]
+
+
+async def test_earlier_segments_this_worker_saw_are_published_without_reading_kafka() -> None:
+    fetcher, proc, published = await _earlier_then_match(RecentValues(1 << 20))
+    assert fetcher.asked == []
+    assert proc.stats.earlier_refetched == 0
+    assert [decode_matched(v).record.segment for v in published] == [0, 1, 2]
+    assert len(proc.recent) == 0  # taken once published
+    # byte for byte what re-reading them from Kafka gives (a replay after a restart)
+    fetcher, proc, from_kafka = await _earlier_then_match(None)
+    assert [p.offset for p in fetcher.asked] == [10, 11]
+    assert proc.stats.earlier_refetched == 2
+    assert published == from_kafka
+
+
+async def test_earlier_segments_evicted_from_memory_are_read_from_kafka() -> None:
+    one = len(encode_record(make_record(stream="s9", segment=1, closed=False,
+                                        entries=(make_entry("tcp"),))))  # fmt: skip
+    fetcher, proc, published = await _earlier_then_match(RecentValues(one))
+    assert [p.offset for p in fetcher.asked] == [10]  # 11 pushed 10 out
+    assert proc.stats.earlier_refetched == 1
+    assert [decode_matched(v).record.segment for v in published] == [0, 1, 2]
 
 
 async def test_closed_stream_memory_is_deleted_once_committed() -> None:
