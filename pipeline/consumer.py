@@ -59,13 +59,13 @@ class FetchWaitThread(AIOKafkaConsumerThread):
     """Faust's consumer thread with the broker's fetch wait (``fetch_max_wait_ms``) set to
     ``fetch_wait_ms`` instead of Faust's fixed 1,500 ms.
 
-    Why: aiokafka keeps one fetch in flight per broker, and asks again for a partition whose
-    records wait unread for 0.1 s. When such a fetch names only partitions that are at their
-    end (the table's changelog, an idle partition), the broker holds it for the whole wait,
-    and every other partition of that broker waits behind it however far behind it is: with
-    Faust's 1,500 ms, a worker with a backlog stalled for a second several times per 40,000
-    records (docs/benchmarks.md, "Pipeline"). A short wait bounds the stall; what it costs is
-    one more empty fetch per wait on an idle worker."""
+    Why: aiokafka keeps one fetch in flight per broker, and once a partition's records have
+    waited unread for 0.1 s (a slow batch) it fetches the others without it. When those are
+    all at their end (the table's changelog, an idle partition), the broker holds the fetch
+    for the whole wait, and every partition of that broker waits behind it however far behind
+    it is: with Faust's 1,500 ms, a worker with a backlog stalled for a second several times
+    per 40,000 records (docs/benchmarks.md, "Pipeline"). A short wait bounds the stall; what
+    it costs is one more empty fetch per wait on an idle worker."""
 
     def __init__(self, *args: Any, fetch_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -32,3 +32,16 @@ def test_check_without_rules_says_recording_is_off(runner: CliRunner) -> None:
     result = runner.invoke(pipeline, ["--check"], env={"RECORDING_KFL": ""})
     assert result.exit_code == 0
     assert "recording is off" in result.output
+
+
+def test_worker_option_defaults_are_the_config_defaults() -> None:
+    """The CLI imports nothing of Faust until it runs, so its defaults are written twice."""
+    from pipeline.app import PipelineConfig
+
+    defaults = {p.name: p.default for p in pipeline.params}
+    config = PipelineConfig(settings=None)  # type: ignore[arg-type]
+    assert defaults["fetch_wait_ms"] == config.fetch_wait_ms
+    assert defaults["recent_mb"] * 1024 * 1024 == config.recent_bytes
+    assert defaults["batch_size"] == config.batch_size
+    assert defaults["max_pending"] == config.max_pending
+    assert defaults["idle_records"] == config.idle_records
