@@ -143,12 +143,15 @@ async def plain_loop(
     total: int,
     broker_pid: int | None,
     mode: str = "view",
+    overlap: bool = False,
 ) -> Measure:
     """From the first record consumed to the last output acknowledged and committed.
 
     ``mode``: ``view`` (what the worker does), ``models`` (decode to pydantic models and
     re-encode them, the pre-``view_record`` path) or ``bytes`` (send the consumed bytes on, no
-    parsing: the Kafka client's own cost)."""
+    parsing: the Kafka client's own cost). ``overlap``: decide the next batch while the last
+    one's outputs are acknowledged, as the worker does (at most two in flight; each batch's
+    offsets committed once its own outputs are acknowledged)."""
     ruleset = build_ruleset({n: RuleSpec(kfl=q) for n, q in rules.items()})
     consumer = AIOKafkaConsumer(
         settings.streams_topic,
@@ -174,6 +177,7 @@ async def plain_loop(
         done = 0
         started: float | None = None
         cpu0, broker0 = 0.0, None
+        previous: asyncio.Future[Any] | None = None
         while done < total:
             batch = await consumer.getmany(timeout_ms=1000, max_records=500)
             if started is None and batch:
@@ -203,8 +207,16 @@ async def plain_loop(
                     if value is not None:
                         futures.append(await producer.send(out_topic, value, key=m.key))
                     done += 1
-            await asyncio.gather(*futures)
-            await consumer.commit()
+            if not overlap:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+                continue
+            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items() if messages}
+            if previous is not None:
+                await previous
+            previous = asyncio.ensure_future(_acked_then_commit(consumer, futures, offsets))
+        if previous is not None:
+            await previous
         assert started is not None
         return Measure(
             time.perf_counter() - started,
@@ -214,6 +226,14 @@ async def plain_loop(
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def _acked_then_commit(
+    consumer: AIOKafkaConsumer, futures: list[Any], offsets: dict[Any, int]
+) -> None:
+    await asyncio.gather(*futures)
+    if offsets:
+        await consumer.commit(offsets)
 
 
 async def pipeline_worker(
@@ -303,10 +323,11 @@ async def main() -> None:
             before = " before rec/s | before CPU us/rec |" if args.before_tree else ""
             print(
                 "| rules | pipeline rec/s | pipeline MB/s | plain loop rec/s | plain MB/s "
-                "| cost ratio (time) | CPU us/rec: pipeline / plain / plain, models / pass-through "
+                "| cost ratio (time) | plain, overlapped rec/s | time ratio to it "
+                "| CPU us/rec: pipeline / plain / plain, models / pass-through / overlapped "
                 f"| broker CPU us/rec (pipeline run) |{before} load avg |"
             )
-            print("|" + "---:|" * (11 if before else 9))
+            print("|" + "---:|" * (13 if before else 11))
             n = len(records)
 
             def us(m: Measure) -> str:
@@ -321,6 +342,9 @@ async def main() -> None:
                 )
                 passthrough = await plain_loop(
                     settings, rules, f"bench-bytes-{tag}", n, broker_pid, mode="bytes"
+                )
+                overlapped = await plain_loop(
+                    settings, rules, f"bench-overlap-{tag}", n, broker_pid, overlap=True
                 )
                 pipe = await pipeline_worker(
                     settings, rules, f"bench-pipe-{tag}", n, home, broker_pid
@@ -337,7 +361,9 @@ async def main() -> None:
                     f"| {count} | {n / pipe.seconds:,.0f} | {raw_bytes / pipe.seconds / 1e6:.1f} | "
                     f"{n / plain.seconds:,.0f} | {raw_bytes / plain.seconds / 1e6:.1f} | "
                     f"{pipe.seconds / plain.seconds:.2f}x | "
-                    f"{us(pipe)} / {us(plain)} / {us(models)} / {us(passthrough)} | "
+                    f"{n / overlapped.seconds:,.0f} | {pipe.seconds / overlapped.seconds:.2f}x | "
+                    f"{us(pipe)} / {us(plain)} / {us(models)} / {us(passthrough)} / "
+                    f"{us(overlapped)} | "
                     f"{broker} |{cells} "
                     f"{os.getloadavg()[0]:.1f} |",
                     flush=True,
