@@ -558,9 +558,9 @@ class SegmentProcessor:
         fetched: dict[SourcePos, bytes | None] = {}
         missing = []
         for pos in positions:
+            value = self.recent.take(pos.partition, pos.offset)  # taken either way: published now
             if (pos.partition, pos.offset) in in_batch:
                 continue
-            value = self.recent.take(pos.partition, pos.offset)
             if value is None:
                 missing.append(pos)
             else:

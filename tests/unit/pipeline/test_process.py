@@ -185,6 +185,20 @@ async def test_earlier_segments_this_worker_saw_are_published_without_reading_ka
     assert published == from_kafka
 
 
+async def test_an_earlier_segment_of_the_same_batch_is_not_kept_once_published() -> None:
+    s0 = make_record(stream="s8", segment=0, closed=False, entries=(make_entry("tcp"),))
+    s1 = make_record(stream="s8", segment=1, closed=True, entries=(make_entry("http"),))
+    fetcher = Fetcher({})
+    proc, producer, _ = processor(fetcher=fetcher, recent=RecentValues(1 << 20))
+    await proc.handle([incoming(s0, 20), incoming(s1, 21)])
+    assert fetcher.asked == []
+    assert [decode_matched(v).record.segment for t, _, v in producer.sent if t == "matched"] == [
+        0,
+        1,
+    ]
+    assert len(proc.recent) == 0 and proc.recent.held_bytes == 0
+
+
 async def test_earlier_segments_evicted_from_memory_are_read_from_kafka() -> None:
     one = len(encode_record(make_record(stream="s9", segment=1, closed=False,
                                         entries=(make_entry("tcp"),))))  # fmt: skip
