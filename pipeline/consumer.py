@@ -20,6 +20,7 @@ path unchanged.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from mode.utils.futures import notify
 from pipeline.process import Incoming
 
 __all__ = ["DEFAULT_FETCH_WAIT_MS", "BatchConsumer", "BatchRoute", "PipelineApp"]
+
+log = logging.getLogger("streamtap.pipeline")
 
 #: how long the broker may hold a fetch that finds no new records (Faust's consumer: 1,500 ms)
 DEFAULT_FETCH_WAIT_MS = 100
@@ -76,6 +79,18 @@ class FetchWaitThread(AIOKafkaConsumerThread):
         # Faust passes the wait as a literal; the aiokafka consumer reads it when it starts.
         consumer._fetch_max_wait_ms = self.fetch_wait_ms
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # private attributes: say so if an aiokafka release stops reading them (checked for
+        # the pinned range by tests/integration/pipeline/test_kafka_reads.py)
+        used = getattr(getattr(self._consumer, "_fetcher", None), "_fetch_max_wait_ms", None)
+        if used != self.fetch_wait_ms:
+            log.warning(
+                "the Kafka client fetches with a %s ms wait, not --fetch-wait-ms %d",
+                used,
+                self.fetch_wait_ms,
+            )
 
 
 class BatchConsumer(AIOKafkaConsumer):

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import orjson
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
-from pipeline.matcher import SourcePos, StreamMemory, decide, earlier_publish
+from pipeline.matcher import Decision, SourcePos, StreamMemory, decide, earlier_publish
 from pipeline.recent import RecentValues
 from pipeline.reload import RuleSources
 from pipeline.rules import RuleSet
@@ -215,6 +215,12 @@ def _remembers(memory: StreamMemory | None, item: Incoming) -> bool:
         return False
     last = memory.pending[-1]
     return last.offset == item.offset and last.partition == item.partition
+
+
+def _still_pending(memory: StreamMemory, decision: Decision) -> bool:
+    """Whether the memory after ``decision`` still holds ``memory``'s pending segments."""
+    after = decision.memory
+    return after is not None and after.pending[: len(memory.pending)] == memory.pending
 
 
 def _is_send_error(exc: BaseException) -> bool:
@@ -474,6 +480,7 @@ class SegmentProcessor:
                 if done - last > self.idle_records and key not in writes:
                     writes[key] = (partition, None)
                     self.stats.memories_expired += 1
+                    self._forget_recent(StreamMemory.from_json(self.memory.get(key)).pending)
 
     def _memory_of(
         self, key: bytes, writes: dict[bytes, tuple[int, StreamMemory | None]]
@@ -543,6 +550,8 @@ class SegmentProcessor:
             )
         if decision.publish is None and _remembers(decision.memory, item):
             self.recent.put(item.partition, item.offset, item.value)
+        elif memory.pending and not decision.refetch and not _still_pending(memory, decision):
+            self._forget_recent(memory.pending)  # closed unmatched, expired: never re-read
         if decision.memory_changed:
             writes[record.key] = (item.partition, decision.memory)
 
@@ -558,9 +567,9 @@ class SegmentProcessor:
         fetched: dict[SourcePos, bytes | None] = {}
         missing = []
         for pos in positions:
-            value = self.recent.take(pos.partition, pos.offset)  # taken either way: published now
             if (pos.partition, pos.offset) in in_batch:
                 continue
+            value = self.recent.get(pos.partition, pos.offset)
             if value is None:
                 missing.append(pos)
             else:
@@ -568,6 +577,9 @@ class SegmentProcessor:
         if missing:
             self.stats.earlier_refetched += len(missing)
             fetched.update(await self.fetcher.fetch(missing))
+        # only once the re-read succeeded: if it raises, the memory keeps the positions (the
+        # record is dead-lettered) and their values stay here for the next match
+        self._forget_recent(positions)
         for pos in positions:
             raw = in_batch.get((pos.partition, pos.offset)) or fetched.get(pos)
             earlier = None
@@ -593,6 +605,10 @@ class SegmentProcessor:
             self.stats.published += 1
             self.stats.published_bytes += len(value)
             self.stats.earlier_published += 1
+
+    def _forget_recent(self, positions: Sequence[SourcePos]) -> None:
+        for pos in positions:
+            self.recent.discard(pos.partition, pos.offset)
 
     def _deadletter(self, item: Incoming, kind: str, reason: str, out: list[Outgoing]) -> None:
         self.stats.deadletter(kind)

@@ -2,19 +2,24 @@
 
 When a later segment of a stream matches, its earlier unmatched segments are published too, and
 the stream memory holds only their positions. Reading them back from Kafka costs a seek and a
-fetch round trip each (100-150 ms with aiokafka on one broker, docs/benchmarks.md, "Pipeline"),
-and the segments a match needs were almost always seen by this worker moments before. So the
-worker keeps their bytes here and reads Kafka only for what is not here (evicted, or seen before
-a restart or by another worker). A value from here is the very bytes Kafka holds at that offset,
-so the output does not depend on where it came from: a replay that re-reads from Kafka gives
-identical messages.
+fetch round trip each, in turn, while the whole batch waits (~3 ms each on one local broker), and
+the segments a match needs were almost always seen by this worker moments before. So the worker
+keeps their bytes here and reads Kafka only for what is not here (evicted, or seen before a
+restart or by another worker). A value from here is the very bytes Kafka holds at that offset,
+so the message built from it is the one a re-read gives; the one difference is a segment that
+retention removed from Kafka meanwhile, which is published from here where a re-read would
+count it lost.
 
-Pure: no Kafka, no clock. Eviction is oldest first, by the bytes held.
+Pure: no Kafka, no clock. Eviction is oldest first, by the memory held.
 """
 
 from __future__ import annotations
 
-__all__ = ["RecentValues"]
+__all__ = ["ENTRY_OVERHEAD", "RecentValues"]
+
+#: memory an entry costs besides its value's bytes (dict slot, key tuple, ints, bytes header),
+#: counted so that the budget is what the process holds, not just the payload
+ENTRY_OVERHEAD = 200
 
 
 class RecentValues:
@@ -30,25 +35,23 @@ class RecentValues:
         return len(self._values)
 
     def put(self, partition: int, offset: int, value: bytes) -> None:
-        """Remember ``value``; a value larger than the whole budget is not kept."""
-        size = len(value)
+        """Remember ``value``; one that would not fit in the whole budget is not kept."""
+        size = len(value) + ENTRY_OVERHEAD
         if size > self.max_bytes:
             return
-        key = (partition, offset)
-        old = self._values.pop(key, None)
-        if old is not None:
-            self.held_bytes -= len(old)
+        self.discard(partition, offset)
         values = self._values
         while values and self.held_bytes + size > self.max_bytes:
             oldest = next(iter(values))
-            self.held_bytes -= len(values.pop(oldest))
-        values[key] = value
+            self.held_bytes -= len(values.pop(oldest)) + ENTRY_OVERHEAD
+        values[(partition, offset)] = value
         self.held_bytes += size
 
-    def take(self, partition: int, offset: int) -> bytes | None:
-        """The value at (partition, offset), forgotten here (a segment is published once per
-        match; a replay that needs it again reads Kafka); ``None`` when not held."""
+    def get(self, partition: int, offset: int) -> bytes | None:
+        return self._values.get((partition, offset))
+
+    def discard(self, partition: int, offset: int) -> None:
+        """Forget the value at (partition, offset), if held: published, or no longer needed."""
         value = self._values.pop((partition, offset), None)
         if value is not None:
-            self.held_bytes -= len(value)
-        return value
+            self.held_bytes -= len(value) + ENTRY_OVERHEAD

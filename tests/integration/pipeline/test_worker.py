@@ -207,3 +207,41 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_rest_flows(
     assert [m.record.stream_id for m in await matched(settings)] == [good[0].stream_id]
     stats = worker.stats()
     assert stats is not None and stats["deadlettered"] == 3 and stats["last_error"] is not None
+
+
+async def test_earlier_segments_from_the_workers_memory_are_the_bytes_kafka_gives(
+    settings: Any, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    """Two workers on the same input, one keeping the bytes of remembered segments (the
+    default) and one re-reading every earlier segment from Kafka (``--recent-mb 0``), publish
+    byte-identical messages. The later segments are produced once the earlier ones are
+    processed, so neither worker finds them in the batch being decided."""
+    from pipeline.testing import create_topics
+
+    streams = [stream(f"m{i}", kinds) for i, kinds in enumerate(("ttth", "tttht", "tttt"))]
+    runs = []
+    for mode, extra in (("memory", ()), ("kafka", ("--recent-mb", "0"))):
+        own = settings.model_copy(update={"matched_topic": f"{settings.matched_topic}-{mode}"})
+        await create_topics(own)
+        app_id = f"p-{mode}-{uuid.uuid4().hex[:6]}"
+        worker = start(
+            workers, own, tmp_path, app_id=app_id, recording_kfl="http", extra_args=extra
+        )
+        runs.append((own, app_id, worker))
+    await produce(settings, [r for s in streams for r in s[:3]])  # none of them matches
+    for own, app_id, worker in runs:
+        await wait_until_processed(own, app_id, check=worker.alive, workers=[worker])
+    await produce(settings, [r for s in streams for r in s[3:]])
+    published = []
+    for own, app_id, worker in runs:
+        await wait_until_processed(own, app_id, check=worker.alive, workers=[worker])
+        published.append(sorted({m.value for m in await read_topic(own, own.matched_topic)}))
+    assert published[0] == published[1]
+    assert sorted(
+        (decode_matched(v).record.stream_id, decode_matched(v).record.segment) for v in published[0]
+    ) == sorted((r.stream_id, r.segment) for s in streams[:2] for r in s)
+    stats = [worker.stats() for _, _, worker in runs]
+    assert stats[0] is not None and stats[1] is not None
+    assert stats[0]["earlier_segments_published"] == stats[1]["earlier_segments_published"] == 6
+    assert stats[0]["earlier_segments_refetched"] == 0  # all six from the worker's memory
+    assert stats[1]["earlier_segments_refetched"] == 6  # all six from Kafka

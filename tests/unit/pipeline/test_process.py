@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from pipeline.matcher import SourcePos, decide
 from pipeline.process import Deliverer, Incoming, Outgoing, SegmentProcessor
-from pipeline.recent import RecentValues
+from pipeline.recent import ENTRY_OVERHEAD, RecentValues
 from pipeline.reload import RuleSources
 from pipeline.stats import PipelineStats
 from pipeline.testing import TableCompiler, corpus_records, make_entry, make_record
@@ -199,10 +199,42 @@ async def test_an_earlier_segment_of_the_same_batch_is_not_kept_once_published()
     assert len(proc.recent) == 0 and proc.recent.held_bytes == 0
 
 
+async def test_values_of_a_stream_that_closes_unmatched_are_forgotten() -> None:
+    s0 = make_record(stream="s7", segment=0, closed=False, entries=(make_entry("tcp"),))
+    s1 = make_record(stream="s7", segment=1, closed=True, entries=(make_entry("tcp"),))
+    proc, _, _ = processor(recent=RecentValues(1 << 20))
+    await proc.handle([incoming(s0, 30)])
+    assert len(proc.recent) == 1
+    await proc.handle([incoming(s1, 31)])
+    assert len(proc.recent) == 0 and proc.recent.held_bytes == 0
+
+
+class FailingFetcher(Fetcher):
+    async def fetch(self, positions: Any) -> list[tuple[SourcePos, bytes | None]]:
+        raise ConnectionError("broker away")
+
+
+async def test_a_failed_re_read_keeps_the_values_it_had_for_the_next_match() -> None:
+    s0, s1, s2 = (
+        make_record(stream="s6", segment=i, closed=False, entries=(make_entry("tcp"),))
+        for i in range(3)
+    )
+    s3 = make_record(stream="s6", segment=3, closed=False, entries=(make_entry("http"),))
+    one = len(encode_record(s1)) + ENTRY_OVERHEAD
+    proc, producer, _ = processor(fetcher=FailingFetcher({}), recent=RecentValues(2 * one))
+    for offset, record in enumerate((s0, s1, s2)):
+        await proc.handle([incoming(record, 40 + offset)])
+    assert proc.recent.get(0, 40) is None  # evicted: must be re-read, and that fails
+    await proc.handle([incoming(s3, 43)])
+    assert [orjson.loads(v)["kind"] for t, _, v in producer.sent if t == "dead"] == ["internal"]
+    assert proc.recent.get(0, 41) == encode_record(s1)
+    assert proc.recent.get(0, 42) == encode_record(s2)
+
+
 async def test_earlier_segments_evicted_from_memory_are_read_from_kafka() -> None:
     one = len(encode_record(make_record(stream="s9", segment=1, closed=False,
                                         entries=(make_entry("tcp"),))))  # fmt: skip
-    fetcher, proc, published = await _earlier_then_match(RecentValues(one))
+    fetcher, proc, published = await _earlier_then_match(RecentValues(one + ENTRY_OVERHEAD))
     assert [p.offset for p in fetcher.asked] == [10]  # 11 pushed 10 out
     assert proc.stats.earlier_refetched == 1
     assert [decode_matched(v).record.segment for v in published] == [0, 1, 2]
